@@ -1,0 +1,72 @@
+#include "runtime.h"
+
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <cctype>
+
+#include "errors.h"
+
+namespace excise {
+
+at::Device ParseDevice(const std::string& name) {
+  if (name == "cpu") return at::Device(at::kCPU);
+  int index = -1;
+  if (name == "cuda") {
+    index = 0;
+  } else if (name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() < 9) {
+    index = 0;
+    for (size_t i = 5; i < name.size(); ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(name[i]))) {
+        index = -1;
+        break;
+      }
+      index = index * 10 + (name[i] - '0');
+    }
+  }
+  if (index < 0) {
+    throw Error(code::kInvalidDevice, "device: expected 'cpu', 'cuda' or 'cuda:N', received '" + name + "'");
+  }
+  if (!torch::cuda::is_available()) {
+    throw Error(code::kDeviceUnavailable,
+                "device '" + name + "': CUDA is not available to this LibTorch build (" + TORCH_VERSION +
+                    "); build excise against a CUDA LibTorch (see README, 'Using a CUDA LibTorch')");
+  }
+  const int count = static_cast<int>(torch::cuda::device_count());
+  if (index >= count) {
+    throw Error(code::kDeviceUnavailable,
+                "device '" + name + "': only " + std::to_string(count) + " CUDA device(s) are visible");
+  }
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+at::ScalarType ParseDtype(const std::string& name) {
+  if (name == "float32" || name == "fp32" || name == "float") return at::kFloat;
+  if (name == "float16" || name == "fp16" || name == "half") return at::kHalf;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  throw Error(code::kInvalidDtype, "dtype: expected 'float32', 'float16' or 'bfloat16', received '" + name + "'");
+}
+
+std::string DtypeToString(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kDouble: return "float64";
+    default: return c10::toString(t);
+  }
+}
+
+RuntimeInfo GetRuntimeInfo() {
+  RuntimeInfo info;
+  info.torchVersion = TORCH_VERSION;
+  info.cudaAvailable = torch::cuda::is_available();
+  info.cudaDeviceCount = info.cudaAvailable ? static_cast<int>(torch::cuda::device_count()) : 0;
+  info.cudaBuild = at::hasCUDA() || info.cudaAvailable;
+#if defined(_GLIBCXX_USE_CXX11_ABI)
+  info.cxxAbi = _GLIBCXX_USE_CXX11_ABI ? "cxx11" : "pre-cxx11";
+#endif
+  return info;
+}
+
+}  // namespace excise

@@ -1,0 +1,25 @@
+// Devices, dtypes and what this LibTorch build offers.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace excise {
+
+// "cpu", "cuda", "cuda:N". Throws ERR_INVALID_DEVICE for anything else and ERR_DEVICE_UNAVAILABLE
+// when CUDA is asked for but this LibTorch has none (or the index is out of range).
+at::Device ParseDevice(const std::string& name);
+// "float32" | "float16" | "bfloat16" (and the aliases "fp32", "fp16", "bf16", "half", "float").
+at::ScalarType ParseDtype(const std::string& name);
+std::string DtypeToString(at::ScalarType t);
+
+struct RuntimeInfo {
+  std::string torchVersion;
+  bool cudaAvailable = false;
+  int cudaDeviceCount = 0;
+  bool cudaBuild = false;
+  std::string cxxAbi;
+};
+RuntimeInfo GetRuntimeInfo();
+
+}  // namespace excise
