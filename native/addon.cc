@@ -3,12 +3,18 @@
 
 #include "bindings.h"
 #include "errors.h"
+#include "model_binding.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, excise::SetErrorClass, "setErrorClass"));
   exports.Set("runtimeInfo", Napi::Function::New(env, excise::RuntimeInfoJs, "runtimeInfo"));
+  exports.Set("readSafetensors", Napi::Function::New(env, excise::ReadSafetensorsJs, "readSafetensors"));
+  exports.Set("writeSafetensors", Napi::Function::New(env, excise::WriteSafetensorsJs, "writeSafetensors"));
+  exports.Set("NativeModel", excise::ModelWrap::Define(env));
+  exports.Set("loadModel", Napi::Function::New(env, excise::LoadModelJs, "loadModel"));
+  exports.Set("createRandomModel", Napi::Function::New(env, excise::CreateRandomModelJs, "createRandomModel"));
   return exports;
 }
 

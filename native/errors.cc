@@ -1,17 +1,13 @@
 #include "errors.h"
 
+#include "addon_data.h"
+
 #include <c10/util/Exception.h>
 
 #include <new>
 
 namespace excise {
 namespace {
-// Per-process: the addon is loaded once per process in practice; each env stores its own reference
-// in instance data so worker_threads stay correct.
-struct ErrorClassHolder {
-  Napi::FunctionReference ctor;
-};
-
 std::string FirstLine(const std::string& s) {
   auto pos = s.find('\n');
   return pos == std::string::npos ? s : s.substr(0, pos);
@@ -41,18 +37,13 @@ void SetErrorClass(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsFunction()) {
     throw Napi::TypeError::New(env, "setErrorClass expects a constructor");
   }
-  auto* holder = env.GetInstanceData<ErrorClassHolder>();
-  if (holder == nullptr) {
-    holder = new ErrorClassHolder();
-    env.SetInstanceData(holder);
-  }
-  holder->ctor = Napi::Persistent(info[0].As<Napi::Function>());
+  GetAddonData(env).errorClass = Napi::Persistent(info[0].As<Napi::Function>());
 }
 
 Napi::Error MakeJsError(Napi::Env env, const ErrorInfo& error) {
-  auto* holder = env.GetInstanceData<ErrorClassHolder>();
-  if (holder != nullptr && !holder->ctor.IsEmpty()) {
-    Napi::Object obj = holder->ctor.New({Napi::String::New(env, error.code), Napi::String::New(env, error.message)});
+  AddonData& data = GetAddonData(env);
+  if (!data.errorClass.IsEmpty()) {
+    Napi::Object obj = data.errorClass.New({Napi::String::New(env, error.code), Napi::String::New(env, error.message)});
     return Napi::Error(env, obj);
   }
   Napi::Error e = Napi::Error::New(env, error.message);

@@ -1,0 +1,283 @@
+#include "decoder.h"
+
+#include <torch/version.h>
+
+#include <cmath>
+
+#include "errors.h"
+
+namespace excise {
+
+// torch >= 2.5 can broadcast key/value heads inside SDPA; older versions need them expanded.
+#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+#define EXCISE_SDPA_HAS_GQA 1
+#else
+#define EXCISE_SDPA_HAS_GQA 0
+#endif
+
+at::Tensor Linear::operator()(const at::Tensor& x) const {
+  // A [in, out] weight's transpose is a view; at::linear turns it back into one GEMM without copying.
+  return at::linear(x, inputMajor ? weight.t() : weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt);
+}
+
+at::Tensor Norm::operator()(const at::Tensor& x) const {
+  if (kind == NormKind::LayerNorm) {
+    return at::layer_norm(x, {dim}, weight.defined() ? c10::optional<at::Tensor>(weight) : c10::nullopt,
+                          bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt, eps);
+  }
+  // RMSNorm as Hugging Face computes it: in float32, cast back, then scale by the weight.
+  at::Tensor h = x.to(at::kFloat);
+  at::Tensor var = h.pow(2).mean({-1}, /*keepdim=*/true);
+  h = h * at::rsqrt(var + eps);
+  h = h.to(x.scalar_type());
+  return weight.defined() ? weight * h : h;
+}
+
+Decoder::Decoder(DecoderConfig cfg, at::Device device, at::ScalarType dtype)
+    : cfg_(std::move(cfg)), device_(device), dtype_(dtype) {
+  blocks_.resize(static_cast<size_t>(cfg_.nLayers));
+}
+
+namespace {
+
+// inv_freq [rot / 2] in float32, with optional linear / llama3 scaling (Hugging Face's formulas).
+at::Tensor RotaryInverseFrequencies(const DecoderConfig& c, at::Device device) {
+  const int64_t rot = c.rotaryDims;
+  auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
+  at::Tensor exponents = at::arange(0, rot, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) /
+                         static_cast<double>(rot);
+  at::Tensor invFreq = at::pow(at::scalar_tensor(c.ropeTheta, opts), exponents).reciprocal();
+  const RopeScaling& s = c.ropeScaling;
+  if (s.kind == RopeScalingKind::Linear) {
+    invFreq = invFreq / s.factor;
+  } else if (s.kind == RopeScalingKind::Llama3) {
+    const double oldLen = static_cast<double>(s.originalMaxPositions);
+    const double lowFreqWavelen = oldLen / s.lowFreqFactor;
+    const double highFreqWavelen = oldLen / s.highFreqFactor;
+    at::Tensor wavelen = 2 * M_PI / invFreq;
+    at::Tensor scaled = at::where(wavelen > lowFreqWavelen, invFreq / s.factor, invFreq);
+    at::Tensor smooth = (oldLen / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    at::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+    at::Tensor medium = (wavelen >= highFreqWavelen).logical_and(wavelen <= lowFreqWavelen);
+    invFreq = at::where(medium, smoothed, scaled);
+  }
+  return invFreq;
+}
+
+// rotate_half: [x1, x2] -> [-x2, x1] over the last dim.
+at::Tensor RotateHalf(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// x [batch, seq, heads, headDim]; cos/sin [seq, rot] -> rotary on the first rot dims of each head.
+at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t rot = cos.size(-1);
+  const int64_t hd = x.size(-1);
+  at::Tensor c = cos.unsqueeze(0).unsqueeze(2);  // [1, seq, 1, rot]
+  at::Tensor s = sin.unsqueeze(0).unsqueeze(2);
+  if (rot == hd) return x * c + RotateHalf(x) * s;
+  at::Tensor xr = x.narrow(-1, 0, rot);
+  at::Tensor xp = x.narrow(-1, rot, hd - rot);
+  return at::cat({xr * c + RotateHalf(xr) * s, xp}, -1);
+}
+
+}  // namespace
+
+void Decoder::finalize() {
+  if (cfg_.positions == PositionKind::Rotary) invFreq_ = RotaryInverseFrequencies(cfg_, device_);
+}
+
+int64_t Decoder::parameterCount() const {
+  int64_t n = 0;
+  for (const auto& p : params_) n += p.second.numel();
+  return n;
+}
+
+at::Tensor Decoder::activation(const at::Tensor& x) const {
+  switch (cfg_.activation) {
+    case Activation::Relu: return at::relu(x);
+    case Activation::Gelu: return at::gelu(x);
+    case Activation::GeluTanh: return at::gelu(x, "tanh");
+    case Activation::Silu: return at::silu(x);
+    case Activation::QuickGelu: return x * at::sigmoid(1.702 * x);
+  }
+  return x;
+}
+
+at::Tensor Decoder::mlp(int64_t layer, const Block& b, const at::Tensor& x, const ForwardOptions& opts,
+                        const HookContext& ctx) const {
+  at::Tensor h = cfg_.gatedMlp ? activation(b.gate(x)) * b.fcIn(x) : activation(b.fcIn(x));  // [B, S, dMlp]
+  if (opts.hooks) opts.hooks->call(layer, HookSite::MlpPreOut, h, ctx);
+  return b.fcOut(h);
+}
+
+at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x, const at::Tensor& cos,
+                              const at::Tensor& sin, const at::Tensor& mask, bool causalFastPath, KvCache* cache,
+                              const ForwardOptions& opts, const HookContext& ctx) const {
+  const int64_t B = x.size(0), S = x.size(1);
+  const int64_t H = cfg_.nHeads, KV = cfg_.nKvHeads, hd = cfg_.headDim;
+  at::Tensor q, k, v;  // [B, S, heads, hd]
+  switch (cfg_.qkvLayout) {
+    case QkvLayout::Separate:
+      q = b.q(x).view({B, S, H, hd});
+      k = b.k(x).view({B, S, KV, hd});
+      v = b.v(x).view({B, S, KV, hd});
+      break;
+    case QkvLayout::FusedConcat: {
+      at::Tensor y = b.qkv(x);  // [B, S, (H + 2 KV) hd] = [q | k | v]
+      q = y.narrow(-1, 0, H * hd).view({B, S, H, hd});
+      k = y.narrow(-1, H * hd, KV * hd).view({B, S, KV, hd});
+      v = y.narrow(-1, (H + KV) * hd, KV * hd).view({B, S, KV, hd});
+      break;
+    }
+    case QkvLayout::FusedPerHead: {
+      at::Tensor y = b.qkv(x).view({B, S, H, 3 * hd});  // per head [q_h | k_h | v_h]
+      q = y.narrow(-1, 0, hd);
+      k = y.narrow(-1, hd, hd);
+      v = y.narrow(-1, 2 * hd, hd);
+      break;
+    }
+  }
+  if (cfg_.positions == PositionKind::Rotary) {
+    q = ApplyRotary(q, cos, sin);
+    k = ApplyRotary(k, cos, sin);
+  }
+  q = q.transpose(1, 2);  // [B, H, S, hd]
+  k = k.transpose(1, 2);  // [B, KV, S, hd]
+  v = v.transpose(1, 2);
+  if (cache != nullptr) {
+    auto& ck = cache->k[static_cast<size_t>(layer)];
+    auto& cv = cache->v[static_cast<size_t>(layer)];
+    if (ck.defined()) {
+      k = at::cat({ck, k}, 2);
+      v = at::cat({cv, v}, 2);
+    }
+    ck = k;
+    cv = v;
+  }
+  double scale = cfg_.attnScale > 0 ? cfg_.attnScale : 1.0 / std::sqrt(static_cast<double>(hd));
+  if (cfg_.scaleByInverseLayerIdx) scale /= static_cast<double>(layer + 1);
+  c10::optional<at::Tensor> attnMask = mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;
+  const bool isCausal = causalFastPath && S > 1;
+  at::Tensor out;
+#if EXCISE_SDPA_HAS_GQA
+  out = at::scaled_dot_product_attention(q, k, v, attnMask, 0.0, isCausal, scale, /*enable_gqa=*/KV != H);
+#else
+  if (KV != H) {
+    k = k.repeat_interleave(H / KV, 1);  // kv head j serves query heads j*g .. j*g+g-1
+    v = v.repeat_interleave(H / KV, 1);
+  }
+  out = at::scaled_dot_product_attention(q, k, v, attnMask, 0.0, isCausal, scale);
+#endif
+  at::Tensor preOut = out.transpose(1, 2).reshape({B, S, H * hd});  // head h = [h*hd, (h+1)*hd)
+  if (opts.hooks) opts.hooks->call(layer, HookSite::AttnPreOut, preOut, ctx);
+  return b.o(preOut);
+}
+
+at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) const {
+  const int64_t B = ids.size(0), S = ids.size(1);
+  KvCache* cache = opts.cache;
+  if (cache != nullptr && cache->k.empty()) {
+    cache->k.resize(static_cast<size_t>(cfg_.nLayers));
+    cache->v.resize(static_cast<size_t>(cfg_.nLayers));
+  }
+  const int64_t past = cache != nullptr ? cache->length : 0;
+  const int64_t Sk = past + S;
+  auto longOpts = at::TensorOptions().dtype(at::kLong).device(device_);
+
+  // Padding: keyValid [B, S] bool; only meaningful without a cache (generation runs unpadded).
+  at::Tensor keyValid;
+  bool padded = false;
+  if (opts.attentionMask.defined()) {
+    keyValid = opts.attentionMask.to(device_).to(at::kBool);
+    padded = !keyValid.all().item<bool>();
+  }
+  HookContext ctx;
+  if (padded) ctx.tokenMask = &keyValid;
+
+  // Embeddings.
+  at::Tensor x = embed.index_select(0, ids.reshape({-1})).view({B, S, embed.size(1)});
+  if (projIn.defined()) x = projIn(x);
+  if (cfg_.positions == PositionKind::Learned || cfg_.positions == PositionKind::LearnedOptOffset) {
+    const int64_t rows = posEmbed.size(0) - (cfg_.positions == PositionKind::LearnedOptOffset ? 2 : 0);
+    if (Sk > rows) {
+      throw Error(code::kInvalidArgument, "sequence of " + std::to_string(Sk) + " tokens exceeds the model's " +
+                                              std::to_string(rows) + " learned positions");
+    }
+  }
+  if (cfg_.positions == PositionKind::Learned) {
+    x = x + posEmbed.index_select(0, at::arange(past, Sk, longOpts)).unsqueeze(0);
+  } else if (cfg_.positions == PositionKind::LearnedOptOffset) {
+    // OPT: position = (number of real tokens so far) - 1; padding gets -1; table row = position + 2.
+    at::Tensor pos;
+    if (padded) {
+      at::Tensor m = keyValid.to(at::kLong);
+      pos = at::cumsum(m, 1) * m - 1 + past;
+    } else {
+      pos = at::arange(past, Sk, longOpts).unsqueeze(0).expand({B, S});
+    }
+    x = x + posEmbed.index_select(0, (pos + 2).reshape({-1})).view({B, S, -1});
+  }
+  at::Tensor cos, sin;
+  if (cfg_.positions == PositionKind::Rotary) {
+    at::Tensor pos = at::arange(past, Sk, longOpts).to(at::kFloat);
+    at::Tensor freqs = at::outer(pos, invFreq_);  // [S, rot/2]
+    at::Tensor emb = at::cat({freqs, freqs}, -1);  // [S, rot]
+    cos = emb.cos().to(dtype_);
+    sin = emb.sin().to(dtype_);
+  }
+
+  // Attention masks. Fast path: no padding, no cache prefix and no window that bites -> is_causal.
+  // Otherwise a boolean mask [B|1, 1, S, Sk] (true = attend), one per distinct sliding window.
+  bool anyWindowBites = false;
+  for (int64_t w : cfg_.slidingWindow) anyWindowBites |= (w > 0 && Sk > w);
+  const bool needMask = padded || anyWindowBites || (past > 0 && S > 1);
+  std::map<int64_t, at::Tensor> masks;
+  auto maskFor = [&](int64_t window) -> at::Tensor {
+    if (!needMask) return at::Tensor();
+    if (window > 0 && Sk <= window) window = 0;
+    auto it = masks.find(window);
+    if (it != masks.end()) return it->second;
+    at::Tensor qAbs = at::arange(past, Sk, longOpts).unsqueeze(1);  // [S, 1]
+    at::Tensor kIdx = at::arange(0, Sk, longOpts).unsqueeze(0);     // [1, Sk]
+    at::Tensor allowed = kIdx <= qAbs;
+    if (window > 0) allowed = allowed.logical_and((qAbs - kIdx) < window);
+    allowed = allowed.unsqueeze(0).unsqueeze(0);  // [1, 1, S, Sk]
+    if (padded) {
+      allowed = allowed.logical_and(keyValid.view({B, 1, 1, Sk}));
+      // A query with no visible key (left padding) would give NaN; let it see every key instead.
+      // Only padded queries are affected, and their outputs are never used.
+      at::Tensor empty = allowed.logical_not().all(-1, /*keepdim=*/true);
+      allowed = allowed.logical_or(empty);
+    }
+    masks[window] = allowed;
+    return allowed;
+  };
+
+  for (int64_t L = 0; L < cfg_.nLayers; ++L) {
+    const Block& b = blocks_[static_cast<size_t>(L)];
+    at::Tensor mask = maskFor(cfg_.slidingWindow[static_cast<size_t>(L)]);
+    const bool fast = !mask.defined() && past == 0;
+    if (cfg_.parallelResidual) {
+      at::Tensor a = attention(L, b, b.ln1(x), cos, sin, mask, fast, cache, opts, ctx);
+      at::Tensor m = mlp(L, b, b.ln2(x), opts, ctx);
+      x = x + a + m;
+    } else if (cfg_.preNorm) {
+      x = x + attention(L, b, b.ln1(x), cos, sin, mask, fast, cache, opts, ctx);
+      x = x + mlp(L, b, b.ln2(x), opts, ctx);
+    } else {  // post-LN (OPT do_layer_norm_before=false)
+      x = b.ln1(x + attention(L, b, x, cos, sin, mask, fast, cache, opts, ctx));
+      x = b.ln2(x + mlp(L, b, x, opts, ctx));
+    }
+  }
+  if (cache != nullptr) cache->length = Sk;
+  if (!opts.computeLogits) return at::Tensor();
+
+  if (opts.lastTokenOnly) x = x.narrow(1, S - 1, 1);
+  if (hasFinalNorm) x = finalNorm(x);
+  if (projOut.defined()) x = projOut(x);
+  return at::linear(x, lmHead);
+}
+
+}  // namespace excise

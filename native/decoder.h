@@ -1,0 +1,104 @@
+// The generic decoder: one model that runs every supported architecture from a DecoderConfig and
+// weights bound by a family adapter. Tensors are kept under their checkpoint names (`params`), and
+// the Linear/Norm views below alias them, so in-place edits (pruning) are what gets saved.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "hooks.h"
+
+namespace excise {
+
+struct Linear {
+  at::Tensor weight;  // [out, in], or [in, out] when inputMajor (GPT-2 Conv1D)
+  at::Tensor bias;    // [out] or undefined
+  bool inputMajor = false;
+
+  bool defined() const { return weight.defined(); }
+  at::Tensor operator()(const at::Tensor& x) const;
+};
+
+struct Norm {
+  NormKind kind = NormKind::LayerNorm;
+  double eps = 1e-5;
+  int64_t dim = 0;
+  at::Tensor weight;  // may be undefined (OPT without elementwise affine)
+  at::Tensor bias;
+  at::Tensor operator()(const at::Tensor& x) const;
+};
+
+struct Block {
+  Norm ln1, ln2;
+  Linear qkv;      // fused (QkvLayout::FusedConcat / FusedPerHead)
+  Linear q, k, v;  // separate (QkvLayout::Separate)
+  Linear o;        // attention output projection; input = blocks.{L}.attn.pre_out
+  Linear fcIn;     // MLP in (non-gated) or up (gated)
+  Linear gate;     // gated MLPs only
+  Linear fcOut;    // MLP output projection; input = blocks.{L}.mlp.pre_out
+};
+
+// Per-layer key/value cache for generation: k, v [batch, nKvHeads, cachedLen, headDim].
+struct KvCache {
+  std::vector<at::Tensor> k, v;
+  int64_t length = 0;
+};
+
+struct ForwardOptions {
+  at::Tensor attentionMask;     // [batch, seq] (1 = token, 0 = padding), any int/bool dtype; may be undefined
+  const HookSet* hooks = nullptr;
+  KvCache* cache = nullptr;     // when set, keys/values are appended and positions continue after it
+  bool lastTokenOnly = false;   // compute logits for the last position only (generation)
+  bool computeLogits = true;    // false: stop after the last block (statistics collection)
+};
+
+class Decoder {
+ public:
+  Decoder(DecoderConfig cfg, at::Device device, at::ScalarType dtype);
+
+  const DecoderConfig& config() const { return cfg_; }
+  at::Device device() const { return device_; }
+  at::ScalarType dtype() const { return dtype_; }
+
+  // Checkpoint tensors by name, in load order (everything the checkpoint held, known or not).
+  std::vector<std::pair<std::string, at::Tensor>>& params() { return params_; }
+  const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
+  std::vector<Block>& blocks() { return blocks_; }
+  const std::vector<Block>& blocks() const { return blocks_; }
+
+  // Weights the loader binds.
+  at::Tensor embed, posEmbed, lmHead;  // lmHead may alias embed (tied)
+  Linear projIn, projOut;              // OPT word_embed_proj_dim != hidden
+  Norm finalNorm;
+  bool hasFinalNorm = false;
+
+  // Call once weights are bound: checks derived state (rotary tables).
+  void finalize();
+
+  // ids: [batch, seq] int64 on the model's device. Returns logits [batch, seq or 1, vocab] in the
+  // model's dtype (undefined when computeLogits is false).
+  at::Tensor forward(const at::Tensor& ids, const ForwardOptions& opts) const;
+
+  int64_t parameterCount() const;
+
+ private:
+  at::Tensor attention(int64_t layer, const Block& b, const at::Tensor& x, const at::Tensor& cos,
+                       const at::Tensor& sin, const at::Tensor& mask, bool causalFastPath, KvCache* cache,
+                       const ForwardOptions& opts, const HookContext& ctx) const;
+  at::Tensor mlp(int64_t layer, const Block& b, const at::Tensor& x, const ForwardOptions& opts,
+                 const HookContext& ctx) const;
+  at::Tensor activation(const at::Tensor& x) const;
+
+  DecoderConfig cfg_;
+  at::Device device_;
+  at::ScalarType dtype_;
+  std::vector<std::pair<std::string, at::Tensor>> params_;
+  std::vector<Block> blocks_;
+  at::Tensor invFreq_;  // [rotaryDims / 2] float32, on device
+};
+
+}  // namespace excise

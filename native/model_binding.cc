@@ -1,0 +1,381 @@
+#include "model_binding.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <map>
+
+#include "addon_data.h"
+#include "bindings.h"
+#include "errors.h"
+#include "model_loader.h"
+#include "runtime.h"
+
+namespace excise {
+namespace {
+
+// ---- argument helpers (TS validates first; these guard the raw binding) ----------------------
+
+std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsString()) throw Error(code::kInvalidArgument, std::string(what) + ": expected a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+// Token ids [batch, seq] from an Int32Array, range-checked against the vocabulary.
+at::Tensor IdsArg(const Napi::Value& v, int64_t batch, int64_t seq, int64_t vocab) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Error(code::kInvalidArgument, "inputIds: expected an Int32Array");
+  }
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  if (static_cast<int64_t>(a.ElementLength()) != batch * seq) {
+    throw Error(code::kInvalidArgument, "inputIds: length " + std::to_string(a.ElementLength()) +
+                                            " does not match shape [" + std::to_string(batch) + ", " +
+                                            std::to_string(seq) + "]");
+  }
+  for (size_t i = 0; i < a.ElementLength(); ++i) {
+    const int32_t id = a[i];
+    if (id < 0 || id >= vocab) {
+      throw Error(code::kTokenOutOfRange, "inputIds: token id " + std::to_string(id) + " at [" +
+                                              std::to_string(static_cast<int64_t>(i) / seq) + ", " +
+                                              std::to_string(static_cast<int64_t>(i) % seq) +
+                                              "] is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    }
+  }
+  return at::from_blob(a.Data(), {batch, seq}, at::kInt).to(at::kLong);  // copies
+}
+
+Napi::Float32Array ToFloat32Array(Napi::Env env, const at::Tensor& t) {
+  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(t.numel()));
+  if (t.numel() > 0) std::memcpy(out.Data(), t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float));
+  return out;
+}
+
+Napi::Array ShapeArray(Napi::Env env, at::IntArrayRef sizes) {
+  Napi::Array a = Napi::Array::New(env, sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));
+  return a;
+}
+
+// float32, CPU, contiguous: what crosses into JS.
+at::Tensor ForJs(const at::Tensor& t) { return t.to(at::kFloat).to(at::kCPU).contiguous(); }
+
+// ---- jobs ---------------------------------------------------------------------------------------
+
+class ForwardJob : public Job {
+ public:
+  ForwardJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask, std::vector<HookPoint> capture)
+      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)), capture_(std::move(capture)) {}
+
+  void Execute() override {
+    c10::InferenceMode guard;
+    std::map<std::string, at::Tensor> captured;
+    HookSet hooks(d_->config().nLayers, [&](const HookPoint& p, const at::Tensor& act, const HookContext&) {
+      captured[HookName(p)] = ForJs(act);
+    });
+    for (const HookPoint& p : capture_) hooks.enable(p);
+    ForwardOptions opts;
+    opts.attentionMask = mask_;
+    opts.hooks = capture_.empty() ? nullptr : &hooks;
+    logits_ = ForJs(d_->forward(ids_.to(d_->device()), opts));
+    captured_ = std::move(captured);
+  }
+
+  Napi::Value OnOK(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("logits", ToFloat32Array(env, logits_));
+    out.Set("shape", ShapeArray(env, logits_.sizes()));
+    if (!capture_.empty()) {
+      Napi::Object acts = Napi::Object::New(env);
+      for (const auto& [name, t] : captured_) {
+        Napi::Object a = Napi::Object::New(env);
+        a.Set("data", ToFloat32Array(env, t));
+        a.Set("shape", ShapeArray(env, t.sizes()));
+        acts.Set(name, a);
+      }
+      out.Set("activations", acts);
+    }
+    return out;
+  }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  at::Tensor ids_, mask_;
+  std::vector<HookPoint> capture_;
+  at::Tensor logits_;
+  std::map<std::string, at::Tensor> captured_;
+};
+
+struct SamplingOptions {
+  int64_t maxNewTokens = 16;
+  double temperature = 0;  // 0 = greedy
+  int64_t topK = 0;        // 0 = whole vocabulary
+  uint64_t seed = 0;
+  std::vector<int64_t> stopIds;
+};
+
+class GenerateJob : public Job {
+ public:
+  GenerateJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor prompt, SamplingOptions s)
+      : Job(env), d_(std::move(d)), prompt_(std::move(prompt)), s_(std::move(s)) {}
+
+  void Execute() override {
+    c10::InferenceMode guard;
+    KvCache cache;
+    ForwardOptions opts;
+    opts.cache = &cache;
+    opts.lastTokenOnly = true;
+    at::Generator gen = at::detail::createCPUGenerator(s_.seed);
+    at::Tensor input = prompt_.to(d_->device());  // [1, S]
+    for (int64_t step = 0; step < s_.maxNewTokens; ++step) {
+      at::Tensor logits = d_->forward(input, opts).reshape({-1}).to(at::kFloat).to(at::kCPU);  // [vocab]
+      int64_t next;
+      if (s_.temperature <= 0) {
+        next = logits.argmax().item<int64_t>();
+      } else {
+        at::Tensor scaled = logits / s_.temperature;
+        if (s_.topK > 0 && s_.topK < scaled.size(0)) {
+          const double kth = std::get<0>(scaled.topk(s_.topK)).min().item<double>();
+          scaled = scaled.masked_fill(scaled < kth, -std::numeric_limits<double>::infinity());
+        }
+        next = at::multinomial(at::softmax(scaled, 0), 1, false, gen).item<int64_t>();
+      }
+      generated_.push_back(static_cast<int32_t>(next));
+      if (std::find(s_.stopIds.begin(), s_.stopIds.end(), next) != s_.stopIds.end()) break;
+      input = at::full({1, 1}, next, at::TensorOptions().dtype(at::kLong).device(d_->device()));
+    }
+  }
+
+  Napi::Value OnOK(Napi::Env env) override {
+    Napi::Int32Array out = Napi::Int32Array::New(env, generated_.size());
+    std::copy(generated_.begin(), generated_.end(), out.Data());
+    return out;
+  }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  at::Tensor prompt_;
+  SamplingOptions s_;
+  std::vector<int32_t> generated_;
+};
+
+class DisposeJob : public Job {
+ public:
+  DisposeJob(Napi::Env env, std::shared_ptr<Decoder> d) : Job(env), d_(std::move(d)) {}
+  // Dropping the last reference on the model thread frees the weights after any queued work.
+  void Execute() override { d_.reset(); }
+  Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+};
+
+// Loading runs on Node's thread pool: there is no model (and no queue) yet.
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, std::function<std::unique_ptr<Decoder>()> load)
+      : Napi::AsyncWorker(env, "excise-load"), deferred_(Napi::Promise::Deferred::New(env)), load_(std::move(load)) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      decoder_ = load_();
+    } catch (...) {
+      error_ = CurrentExceptionInfo();
+      SetError(error_.message);
+    }
+  }
+  void OnOK() override { deferred_.Resolve(ModelWrap::Wrap(Env(), std::move(decoder_))); }
+  void OnError(const Napi::Error&) override { deferred_.Reject(MakeJsError(Env(), error_).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<std::unique_ptr<Decoder>()> load_;
+  std::shared_ptr<Decoder> decoder_;
+  ErrorInfo error_;
+};
+
+LoadOptions LoadOptionsArgs(const Napi::CallbackInfo& info, size_t first) {
+  LoadOptions o;
+  if (info.Length() > first && info[first].IsString()) o.device = info[first].As<Napi::String>().Utf8Value();
+  if (info.Length() > first + 1 && info[first + 1].IsString()) o.dtype = info[first + 1].As<Napi::String>().Utf8Value();
+  return o;
+}
+
+}  // namespace
+
+// ---- ModelWrap ----------------------------------------------------------------------------------
+
+Napi::Function ModelWrap::Define(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "NativeModel",
+                                 {
+                                     InstanceMethod<&ModelWrap::Config>("config"),
+                                     InstanceMethod<&ModelWrap::Forward>("forward"),
+                                     InstanceMethod<&ModelWrap::Generate>("generate"),
+                                     InstanceMethod<&ModelWrap::TensorNames>("tensorNames"),
+                                     InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                                 });
+  GetAddonData(env).modelClass = Napi::Persistent(f);
+  return f;
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "NativeModel is created by loadModel()");
+  }
+  auto* d = info[0].As<Napi::External<std::shared_ptr<Decoder>>>().Data();
+  decoder_ = *d;
+  queue_ = std::make_unique<JobQueue>(info.Env());
+}
+
+ModelWrap::~ModelWrap() = default;  // the queue finishes its jobs and joins
+
+std::shared_ptr<Decoder> ModelWrap::decoder() const {
+  if (!decoder_) throw Error(code::kModelDisposed, "the model has been disposed");
+  return decoder_;
+}
+
+Napi::Promise ModelWrap::Queue(Napi::Env env, std::unique_ptr<Job> job) {
+  job->KeepAlive(Value());
+  return queue_->Push(env, std::move(job));
+}
+
+Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    const DecoderConfig& c = d->config();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("architecture", c.architecture);
+    o.Set("family", c.family);
+    o.Set("nLayers", static_cast<double>(c.nLayers));
+    o.Set("dModel", static_cast<double>(c.dModel));
+    o.Set("dMlp", static_cast<double>(c.dMlp));
+    o.Set("nHeads", static_cast<double>(c.nHeads));
+    o.Set("nKvHeads", static_cast<double>(c.nKvHeads));
+    o.Set("headDim", static_cast<double>(c.headDim));
+    o.Set("vocabSize", static_cast<double>(c.vocabSize));
+    o.Set("maxPositions", static_cast<double>(c.maxPositions));
+    o.Set("gatedMlp", c.gatedMlp);
+    o.Set("tiedEmbeddings", c.tiedEmbeddings);
+    o.Set("device", d->device().str());
+    o.Set("dtype", DtypeToString(d->dtype()));
+    o.Set("parameterCount", static_cast<double>(d->parameterCount()));
+    o.Set("bosTokenId", static_cast<double>(c.bosTokenId));
+    Napi::Array eos = Napi::Array::New(env, c.eosTokenIds.size());
+    for (size_t i = 0; i < c.eosTokenIds.size(); ++i) eos.Set(static_cast<uint32_t>(i), static_cast<double>(c.eosTokenIds[i]));
+    o.Set("eosTokenIds", eos);
+    return o;
+  });
+}
+
+// forward(ids: Int32Array, batch, seq, mask: Int32Array | null, capture: string[])
+Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    const int64_t batch = info[1].As<Napi::Number>().Int64Value();
+    const int64_t seq = info[2].As<Napi::Number>().Int64Value();
+    at::Tensor ids = IdsArg(info[0], batch, seq, d->config().vocabSize);
+    at::Tensor mask;
+    if (info.Length() > 3 && info[3].IsTypedArray()) {
+      Napi::Int32Array m = info[3].As<Napi::Int32Array>();
+      if (static_cast<int64_t>(m.ElementLength()) != batch * seq) {
+        throw Error(code::kInvalidArgument, "attentionMask: shape does not match inputIds");
+      }
+      mask = at::from_blob(m.Data(), {batch, seq}, at::kInt).clone();
+    }
+    std::vector<HookPoint> capture;
+    if (info.Length() > 4 && info[4].IsArray()) {
+      Napi::Array names = info[4].As<Napi::Array>();
+      for (uint32_t i = 0; i < names.Length(); ++i) {
+        const std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+        HookPoint p;
+        if (!ParseHookName(name, d->config().nLayers, &p)) {
+          throw Error(code::kInvalidArgument, "capture: unknown hook point \"" + name + "\" (expected blocks.{0.." +
+                                                  std::to_string(d->config().nLayers - 1) +
+                                                  "}.mlp.pre_out or blocks.{L}.attn.pre_out)");
+        }
+        capture.push_back(p);
+      }
+    }
+    return Queue(env, std::make_unique<ForwardJob>(env, d, std::move(ids), std::move(mask), std::move(capture)));
+  });
+}
+
+// generate(prompt: Int32Array, { maxNewTokens, temperature, topK, seed, stopIds: number[] })
+Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    const int64_t n = info[0].As<Napi::Int32Array>().ElementLength();
+    if (n == 0) throw Error(code::kInvalidArgument, "prompt: expected at least one token");
+    at::Tensor prompt = IdsArg(info[0], 1, n, d->config().vocabSize);
+    Napi::Object o = info[1].As<Napi::Object>();
+    SamplingOptions s;
+    s.maxNewTokens = o.Get("maxNewTokens").As<Napi::Number>().Int64Value();
+    s.temperature = o.Get("temperature").As<Napi::Number>().DoubleValue();
+    s.topK = o.Get("topK").As<Napi::Number>().Int64Value();
+    s.seed = static_cast<uint64_t>(o.Get("seed").As<Napi::Number>().Int64Value());
+    Napi::Array stops = o.Get("stopIds").As<Napi::Array>();
+    for (uint32_t i = 0; i < stops.Length(); ++i) s.stopIds.push_back(stops.Get(i).As<Napi::Number>().Int64Value());
+    return Queue(env, std::make_unique<GenerateJob>(env, d, std::move(prompt), std::move(s)));
+  });
+}
+
+Napi::Value ModelWrap::TensorNames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    Napi::Array out = Napi::Array::New(env, d->params().size());
+    uint32_t i = 0;
+    for (const auto& p : d->params()) out.Set(i++, p.first);
+    return out;
+  });
+}
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!decoder_) {
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Resolve(env.Undefined());
+    return deferred.Promise();
+  }
+  std::shared_ptr<Decoder> d = std::move(decoder_);  // later calls fail with ERR_MODEL_DISPOSED
+  return Queue(env, std::make_unique<DisposeJob>(env, std::move(d)));
+}
+
+Napi::Object ModelWrap::Wrap(Napi::Env env, std::shared_ptr<Decoder> decoder) {
+  std::shared_ptr<Decoder> holder = std::move(decoder);
+  // The constructor copies the shared_ptr out of the External during New().
+  Napi::External<std::shared_ptr<Decoder>> ext = Napi::External<std::shared_ptr<Decoder>>::New(env, &holder);
+  return GetAddonData(env).modelClass.New({ext});
+}
+
+// ---- module functions ---------------------------------------------------------------------------
+
+Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    const std::string dir = StringArg(info, 0, "dir");
+    LoadOptions opts = LoadOptionsArgs(info, 1);
+    auto* w = new LoadWorker(env, [dir, opts]() { return LoadDecoder(dir, opts); });
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+Napi::Value CreateRandomModelJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    const std::string config = StringArg(info, 0, "config");
+    LoadOptions opts = LoadOptionsArgs(info, 1);
+    const uint64_t seed = info.Length() > 3 && info[3].IsNumber() ? static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value()) : 0;
+    auto* w = new LoadWorker(env, [config, opts, seed]() { return CreateRandomDecoder(config, opts, seed); });
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  });
+}
+
+}  // namespace excise

@@ -1,0 +1,41 @@
+// The JS-facing Model object: owns a Decoder and its job queue. Every heavy method queues a Job.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "decoder.h"
+#include "worker.h"
+
+namespace excise {
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  // Wraps a loaded decoder in a new JS object (JS thread).
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<Decoder> decoder);
+
+  explicit ModelWrap(const Napi::CallbackInfo& info);
+  ~ModelWrap() override;
+
+  // The decoder, or ERR_MODEL_DISPOSED.
+  std::shared_ptr<Decoder> decoder() const;
+  // Queues a job on this model's thread; the job keeps this object alive until it settles.
+  Napi::Promise Queue(Napi::Env env, std::unique_ptr<Job> job);
+
+ private:
+  Napi::Value Config(const Napi::CallbackInfo& info);
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value TensorNames(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<Decoder> decoder_;
+  std::unique_ptr<JobQueue> queue_;
+};
+
+// Module-level functions (registered by addon.cc).
+Napi::Value LoadModelJs(const Napi::CallbackInfo& info);          // (dir, device, dtype) -> Promise<Model>
+Napi::Value CreateRandomModelJs(const Napi::CallbackInfo& info);  // (configJson, device, dtype, seed)
+
+}  // namespace excise

@@ -1,0 +1,275 @@
+#include "model_loader.h"
+
+#include <sys/stat.h>
+
+#include <sstream>
+
+#include "errors.h"
+#include "families/family.h"
+#include "runtime.h"
+#include "safetensors.h"
+
+namespace excise {
+namespace {
+
+std::string ShapeString(const std::vector<int64_t>& s) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+std::string Expand(const std::string& pattern, const std::string& prefix, int64_t layer) {
+  std::string out;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern.compare(i, 3, "{P}") == 0) {
+      out += prefix;
+      i += 2;
+    } else if (pattern.compare(i, 3, "{L}") == 0) {
+      out += std::to_string(layer);
+      i += 2;
+    } else {
+      out += pattern[i];
+    }
+  }
+  return out;
+}
+
+// Older configs sometimes lack "architectures"; model_type then picks the causal-LM class.
+std::string ArchitectureOf(const ConfigReader& r) {
+  if (const Json* a = r.root().find("architectures"); a != nullptr && !a->isNull()) {
+    if (!a->isArray() || a->asArray().empty() || !a->asArray()[0].isString()) {
+      r.fail("field \"architectures\" must be a non-empty list of class names");
+    }
+    return a->asArray()[0].asString();
+  }
+  static const std::map<std::string, std::string> byModelType = {
+      {"gpt2", "GPT2LMHeadModel"},         {"opt", "OPTForCausalLM"},         {"gpt_neox", "GPTNeoXForCausalLM"},
+      {"llama", "LlamaForCausalLM"},       {"mistral", "MistralForCausalLM"}, {"qwen2", "Qwen2ForCausalLM"}};
+  const std::string mt = r.getString("model_type", "");
+  auto it = byModelType.find(mt);
+  if (it == byModelType.end()) r.fail("neither \"architectures\" nor a supported \"model_type\" is given");
+  return it->second;
+}
+
+const FamilyAdapter& FamilyFor(const std::string& arch, const std::string& file) {
+  const FamilyAdapter* f = FindFamily(arch);
+  if (f == nullptr) {
+    std::string list;
+    for (const auto& a : SupportedArchitectures()) list += (list.empty() ? "" : ", ") + a;
+    throw Error(code::kUnsupportedArchitecture,
+                file + ": architecture \"" + arch + "\" is not supported (supported: " + list + ")");
+  }
+  return *f;
+}
+
+at::ScalarType ResolveDtype(const LoadOptions& opts, const DecoderConfig& cfg, at::Device device) {
+  if (!opts.dtype.empty()) return ParseDtype(opts.dtype);
+  // float32 on CPU (half-precision matmuls are slow there); the checkpoint's own dtype on GPUs.
+  if (device.is_cuda() && !cfg.configDtype.empty()) return ParseDtype(cfg.configDtype);
+  return at::kFloat;
+}
+
+// Puts a bound tensor where its role says in the decoder.
+void Bind(Decoder& d, Role role, int64_t layer, const at::Tensor& t, bool inputMajor) {
+  if (!IsLayerRole(role)) {
+    switch (role) {
+      case Role::Embed: d.embed = t; break;
+      case Role::PosEmbed: d.posEmbed = t; break;
+      case Role::ProjIn: d.projIn.weight = t; break;
+      case Role::ProjOut: d.projOut.weight = t; break;
+      case Role::FinalNormW: d.finalNorm.weight = t; break;
+      case Role::FinalNormB: d.finalNorm.bias = t; break;
+      case Role::LmHead: d.lmHead = t; break;
+      default: break;
+    }
+    return;
+  }
+  Block& b = d.blocks()[static_cast<size_t>(layer)];
+  auto linear = [&](Linear& l, bool isWeight) {
+    if (isWeight) {
+      l.weight = t;
+      l.inputMajor = inputMajor;
+    } else {
+      l.bias = t;
+    }
+  };
+  switch (role) {
+    case Role::Ln1W: b.ln1.weight = t; break;
+    case Role::Ln1B: b.ln1.bias = t; break;
+    case Role::Ln2W: b.ln2.weight = t; break;
+    case Role::Ln2B: b.ln2.bias = t; break;
+    case Role::QkvW: linear(b.qkv, true); break;
+    case Role::QkvB: linear(b.qkv, false); break;
+    case Role::QW: linear(b.q, true); break;
+    case Role::QB: linear(b.q, false); break;
+    case Role::KW: linear(b.k, true); break;
+    case Role::KB: linear(b.k, false); break;
+    case Role::VW: linear(b.v, true); break;
+    case Role::VB: linear(b.v, false); break;
+    case Role::OW: linear(b.o, true); break;
+    case Role::OB: linear(b.o, false); break;
+    case Role::FcInW: linear(b.fcIn, true); break;
+    case Role::FcInB: linear(b.fcIn, false); break;
+    case Role::GateW: linear(b.gate, true); break;
+    case Role::GateB: linear(b.gate, false); break;
+    case Role::FcOutW: linear(b.fcOut, true); break;
+    case Role::FcOutB: linear(b.fcOut, false); break;
+    default: break;
+  }
+}
+
+// Norm kinds/eps/dims and tied heads: everything besides the tensors themselves.
+void FinishStructure(Decoder& d) {
+  const DecoderConfig& c = d.config();
+  auto setup = [&](Norm& n) {
+    n.kind = c.norm;
+    n.eps = c.normEps;
+    n.dim = c.dModel;
+  };
+  for (Block& b : d.blocks()) {
+    setup(b.ln1);
+    setup(b.ln2);
+  }
+  setup(d.finalNorm);
+  d.hasFinalNorm = c.finalNorm;
+  if (c.tiedEmbeddings || !d.lmHead.defined()) d.lmHead = d.embed;
+  d.finalize();
+}
+
+struct Slot {
+  const WeightSpec* spec;
+  int64_t layer;  // -1 for model-level
+  std::string name;
+};
+
+std::vector<Slot> ExpectedTensors(const FamilyAdapter& f, const DecoderConfig& cfg, const std::string& prefix) {
+  std::vector<Slot> out;
+  for (const WeightSpec& s : f.weights) {
+    if (s.present != nullptr && !s.present(cfg)) continue;
+    if (IsLayerRole(s.role)) {
+      for (int64_t L = 0; L < cfg.nLayers; ++L) out.push_back({&s, L, Expand(s.name, prefix, L)});
+    } else {
+      out.push_back({&s, -1, Expand(s.name, prefix, -1)});
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<Decoder> BuildFromConfig(const Json& root, const std::string& file, const LoadOptions& opts,
+                                         const FamilyAdapter** familyOut) {
+  ConfigReader reader(root, file);
+  if (!root.isObject()) reader.fail("expected a JSON object");
+  const std::string arch = ArchitectureOf(reader);
+  const FamilyAdapter& family = FamilyFor(arch, file);
+  DecoderConfig cfg = family.readConfig(reader, arch);
+  ValidateConfig(cfg, file);
+  const at::Device device = ParseDevice(opts.device);
+  const at::ScalarType dtype = ResolveDtype(opts, cfg, device);
+  *familyOut = &family;
+  return std::make_unique<Decoder>(std::move(cfg), device, dtype);
+}
+
+}  // namespace
+
+std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& opts) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw Error(code::kModelNotFound, dir + ": model folder not found");
+  }
+  const std::string configFile = dir + "/config.json";
+  const Json root = ReadJsonFile(configFile, code::kConfigMissing);
+  const FamilyAdapter* family = nullptr;
+  std::unique_ptr<Decoder> d = BuildFromConfig(root, configFile, opts, &family);
+  const DecoderConfig& cfg = d->config();
+
+  Checkpoint ckpt = OpenCheckpoint(dir);
+  // Which base-model prefix does this checkpoint use? Decided by the token embedding.
+  const WeightSpec* embedSpec = nullptr;
+  for (const WeightSpec& s : family->weights) {
+    if (s.role == Role::Embed) embedSpec = &s;
+  }
+  std::string prefix;
+  bool found = false;
+  for (const std::string& p : family->prefixes) {
+    if (ckpt.has(Expand(embedSpec->name, p, -1))) {
+      prefix = p;
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    throw Error(code::kTensorMissing, dir + ": tensor \"" + Expand(embedSpec->name, family->prefixes[0], -1) +
+                                          "\" (token embedding) is missing from the checkpoint");
+  }
+
+  const std::vector<Slot> slots = ExpectedTensors(*family, cfg, prefix);
+  std::map<std::string, at::Tensor> bound;
+  for (const Slot& slot : slots) {
+    const std::string where = slot.layer >= 0 ? " of layer " + std::to_string(slot.layer) : "";
+    if (!ckpt.has(slot.name)) {
+      throw Error(code::kTensorMissing, dir + ": tensor \"" + slot.name + "\" (" + RoleName(slot.spec->role) + where +
+                                            ") is missing from the checkpoint");
+    }
+    const TensorInfo& info = ckpt.info(slot.name);
+    const Dims expected = slot.spec->shape(cfg);
+    if (info.shape != expected) {
+      throw Error(code::kTensorShape, dir + ": tensor \"" + slot.name + "\" has shape " + ShapeString(info.shape) +
+                                          " but config.json implies " + ShapeString(expected) + " (" +
+                                          RoleName(slot.spec->role) + where + ")");
+    }
+    if (!at::isFloatingType(info.dtype)) {
+      throw Error(code::kTensorShape, dir + ": tensor \"" + slot.name + "\" has integer dtype " + info.dtypeName +
+                                          "; quantized checkpoints are not supported");
+    }
+    at::Tensor t = ckpt.tensor(slot.name).to(d->device(), d->dtype());
+    if (!d->device().is_cpu() || t.scalar_type() != info.dtype) t = t.contiguous();
+    Bind(*d, slot.spec->role, slot.layer, t, slot.spec->inputMajor);
+    bound[slot.name] = t;
+  }
+  // Keep every checkpoint tensor under its own name, in file order; unknown ones stay as they are
+  // (on CPU, aliasing the file) so a saved model holds everything the source did.
+  for (const auto& file : ckpt.files) {
+    for (const TensorInfo& info : file->tensors()) {
+      auto it = bound.find(info.name);
+      d->params().emplace_back(info.name, it != bound.end() ? it->second : file->tensor(info.name));
+    }
+  }
+  FinishStructure(*d);
+  return d;
+}
+
+std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, const LoadOptions& opts, uint64_t seed) {
+  Json root;
+  try {
+    root = Json::Parse(configJson);
+  } catch (const std::exception& e) {
+    throw Error(code::kConfigInvalid, std::string("config: not valid JSON (") + e.what() + ")");
+  }
+  const FamilyAdapter* family = nullptr;
+  std::unique_ptr<Decoder> d = BuildFromConfig(root, "config", opts, &family);
+  const DecoderConfig& cfg = d->config();
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  for (const Slot& slot : ExpectedTensors(*family, cfg, family->prefixes[0])) {
+    const Dims shape = slot.spec->shape(cfg);
+    const Role r = slot.spec->role;
+    const bool isNormWeight = r == Role::Ln1W || r == Role::Ln2W || r == Role::FinalNormW;
+    const bool isBias = shape.size() == 1 && !isNormWeight;
+    at::Tensor t;
+    if (isNormWeight) {
+      t = at::ones(shape, at::kFloat);
+    } else if (isBias) {
+      t = at::zeros(shape, at::kFloat);
+    } else {
+      t = at::normal(0.0, 0.02, shape, gen, at::TensorOptions().dtype(at::kFloat));
+    }
+    t = t.to(d->device(), d->dtype()).contiguous();
+    Bind(*d, r, slot.layer, t, slot.spec->inputMajor);
+    d->params().emplace_back(slot.name, t);
+  }
+  FinishStructure(*d);
+  return d;
+}
+
+}  // namespace excise
