@@ -1,0 +1,330 @@
+/**
+ * Models: load a Hugging Face folder, run forward passes with hook-point capture, generate text.
+ * Heavy work runs on the model's own native thread; every method returns a Promise, and calls on
+ * one model are serialized natively, so concurrent calls from JS are safe.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
+import { native, type NativeModel, type NativeModelConfig } from './native.js';
+import { Tokenizer } from './tokenizer.js';
+
+export type Dtype = 'float32' | 'float16' | 'bfloat16';
+const DTYPES: readonly Dtype[] = ['float32', 'float16', 'bfloat16'];
+
+export interface LoadOptions {
+  /** 'cpu' (default), 'cuda' or 'cuda:N'. */
+  device?: string;
+  /** Default: float32 on CPU; on CUDA the checkpoint's own dtype (config.json), else float32. */
+  dtype?: Dtype;
+}
+
+export interface ModelConfig {
+  architecture: string;
+  /** Family adapter: gpt2, opt, gpt_neox, llama, mistral, qwen2. */
+  family: string;
+  nLayers: number;
+  dModel: number;
+  /** FF neurons per layer (width of blocks.{L}.mlp.pre_out). */
+  dMlp: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  maxPositions: number;
+  gatedMlp: boolean;
+  tiedEmbeddings: boolean;
+  bosTokenId?: number;
+  eosTokenIds: number[];
+}
+
+/** Token ids [batch, seq]: rows of equal length, or a flat Int32Array with its shape. */
+export type TokenBatch = readonly (readonly number[])[] | { data: Int32Array; shape: readonly [number, number] };
+
+/** `blocks.{L}.mlp.pre_out` or `blocks.{L}.attn.pre_out`. */
+export type HookName = `blocks.${number}.${'mlp' | 'attn'}.pre_out`;
+
+export interface ForwardOptions {
+  /** 1 for tokens, 0 for padding; same shape as inputIds. */
+  attentionMask?: TokenBatch;
+  /** Hook points whose activations to return. */
+  capture?: readonly string[];
+}
+
+export interface Activation {
+  /** Row-major float32 values. */
+  data: Float32Array;
+  /** [batch, seq, width]. */
+  shape: [number, number, number];
+}
+
+export interface ForwardResult {
+  /** Row-major float32 logits. */
+  logits: Float32Array;
+  /** [batch, seq, vocab]. */
+  shape: [number, number, number];
+  activations?: Record<string, Activation>;
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** 0 (default) is greedy decoding. */
+  temperature?: number;
+  /** Sample among the k most likely tokens (0 = all). */
+  topK?: number;
+  /** Seed of the sampler (default 0): the same seed gives the same text. */
+  seed?: number;
+  /** Stop at the config's end-of-sequence token (default true). */
+  stopAtEos?: boolean;
+}
+
+function checkKeys(where: string, options: object, allowed: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      throw new ExciseError('ERR_INVALID_ARGUMENT', `${where}: unknown option "${key}" (expected one of: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+function checkOptionsObject(where: string, options: unknown): asserts options is Record<string, unknown> {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalidArgument(where, 'an options object', options);
+  }
+}
+
+export function validateDevice(device: unknown): string {
+  if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d{1,3})$/.test(device)) {
+    throw new ExciseError('ERR_INVALID_DEVICE', `device: expected 'cpu', 'cuda' or 'cuda:N', received ${JSON.stringify(device)}`);
+  }
+  return device;
+}
+
+export function validateDtype(dtype: unknown): Dtype {
+  if (typeof dtype !== 'string' || !DTYPES.includes(dtype as Dtype)) {
+    throw new ExciseError('ERR_INVALID_DTYPE', `dtype: expected one of ${DTYPES.join(', ')}, received ${JSON.stringify(dtype)}`);
+  }
+  return dtype as Dtype;
+}
+
+/** Flattens a TokenBatch into an Int32Array [batch * seq], checking shape and integer values. */
+function flattenBatch(input: unknown, name: string): { data: Int32Array; batch: number; seq: number } {
+  if (input !== null && typeof input === 'object' && !Array.isArray(input) && 'data' in input && 'shape' in input) {
+    const { data, shape } = input as { data: unknown; shape: unknown };
+    if (!(data instanceof Int32Array)) throw invalidArgument(`${name}.data`, 'an Int32Array', data);
+    if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((s) => Number.isInteger(s) && s > 0)) {
+      throw invalidArgument(`${name}.shape`, '[batch, seq] of positive integers', shape);
+    }
+    if (data.length !== shape[0] * shape[1]) {
+      throw new ExciseError('ERR_INVALID_ARGUMENT', `${name}: data has ${data.length} elements but shape [${shape.join(', ')}] needs ${shape[0] * shape[1]}`);
+    }
+    return { data, batch: shape[0], seq: shape[1] };
+  }
+  if (!Array.isArray(input) || input.length === 0) {
+    throw invalidArgument(name, 'a non-empty number[][] or { data: Int32Array, shape: [batch, seq] }', input);
+  }
+  const seq = Array.isArray(input[0]) ? input[0].length : 0;
+  if (seq === 0) throw invalidArgument(`${name}[0]`, 'a non-empty array of token ids', input[0]);
+  const data = new Int32Array(input.length * seq);
+  input.forEach((row: unknown, b: number) => {
+    if (!Array.isArray(row)) throw invalidArgument(`${name}[${b}]`, 'an array of integers', row);
+    if (row.length !== seq) {
+      throw new ExciseError('ERR_INVALID_ARGUMENT', `${name}: rows must have equal lengths (pad them and pass attentionMask); row 0 has ${seq}, row ${b} has ${row.length}`);
+    }
+    row.forEach((v: unknown, t: number) => {
+      if (!Number.isInteger(v) || (v as number) < -2147483648 || (v as number) > 2147483647) {
+        throw invalidArgument(`${name}[${b}][${t}]`, 'an integer', v);
+      }
+      data[b * seq + t] = v as number;
+    });
+  });
+  return { data, batch: input.length, seq };
+}
+
+export class Model {
+  /** The folder the model was loaded from (undefined for models built in memory). */
+  readonly dir: string | undefined;
+  readonly config: ModelConfig;
+  /** 'cpu' or 'cuda:N'. */
+  readonly device: string;
+  readonly dtype: Dtype;
+  readonly parameterCount: number;
+  private readonly handle: NativeModel;
+  private readonly tokenizerInstance: Tokenizer | undefined;
+  private disposed = false;
+
+  /** @internal Use loadModel(). */
+  constructor(handle: NativeModel, dir: string | undefined, tokenizer: Tokenizer | undefined) {
+    const c: NativeModelConfig = handle.config();
+    this.handle = handle;
+    this.dir = dir;
+    this.tokenizerInstance = tokenizer;
+    this.device = c.device;
+    this.dtype = c.dtype as Dtype;
+    this.parameterCount = c.parameterCount;
+    this.config = Object.freeze({
+      architecture: c.architecture,
+      family: c.family,
+      nLayers: c.nLayers,
+      dModel: c.dModel,
+      dMlp: c.dMlp,
+      nHeads: c.nHeads,
+      nKvHeads: c.nKvHeads,
+      headDim: c.headDim,
+      vocabSize: c.vocabSize,
+      maxPositions: c.maxPositions,
+      gatedMlp: c.gatedMlp,
+      tiedEmbeddings: c.tiedEmbeddings,
+      bosTokenId: c.bosTokenId >= 0 ? c.bosTokenId : undefined,
+      eosTokenIds: Object.freeze([...c.eosTokenIds]) as number[],
+    });
+  }
+
+  /** The model's tokenizer (from tokenizer.json). ERR_TOKENIZER_MISSING when the folder has none. */
+  get tokenizer(): Tokenizer {
+    if (!this.tokenizerInstance) {
+      throw new ExciseError('ERR_TOKENIZER_MISSING', `${this.dir ?? 'this model'}: no tokenizer.json, so text cannot be encoded; pass token ids instead`);
+    }
+    return this.tokenizerInstance;
+  }
+
+  get hasTokenizer(): boolean {
+    return this.tokenizerInstance !== undefined;
+  }
+
+  /** Every hook point of this model, layer by layer. */
+  hookNames(): HookName[] {
+    const names: HookName[] = [];
+    for (let l = 0; l < this.config.nLayers; l++) names.push(`blocks.${l}.mlp.pre_out`, `blocks.${l}.attn.pre_out`);
+    return names;
+  }
+
+  /** Checkpoint tensor names, as they will be saved. */
+  tensorNames(): string[] {
+    return this.live().tensorNames();
+  }
+
+  /**
+   * Runs the model on a batch of token ids. Padding: give attentionMask (1 = token, 0 = padding);
+   * padded keys are never attended to, as in Hugging Face.
+   */
+  async forward(inputIds: TokenBatch, options: ForwardOptions = {}): Promise<ForwardResult> {
+    checkOptionsObject('forward(options)', options);
+    checkKeys('forward', options, ['attentionMask', 'capture']);
+    const handle = this.live();
+    const ids = flattenBatch(inputIds, 'inputIds');
+    this.checkTokenRange(ids.data, ids.seq, 'inputIds');
+    let mask: Int32Array | null = null;
+    if (options.attentionMask !== undefined) {
+      const m = flattenBatch(options.attentionMask, 'attentionMask');
+      if (m.batch !== ids.batch || m.seq !== ids.seq) {
+        throw new ExciseError('ERR_INVALID_ARGUMENT', `attentionMask: shape [${m.batch}, ${m.seq}] does not match inputIds [${ids.batch}, ${ids.seq}]`);
+      }
+      if (!m.data.every((v) => v === 0 || v === 1)) throw invalidArgument('attentionMask', 'only 0 and 1', options.attentionMask);
+      mask = m.data;
+    }
+    const capture = this.checkCapture(options.capture);
+    const r = await withCallerStack(() => handle.forward(ids.data, ids.batch, ids.seq, mask, capture));
+    return r as ForwardResult;
+  }
+
+  /**
+   * Continues a prompt with a KV cache. A string prompt needs the tokenizer and resolves to the
+   * generated text (without the prompt); token ids resolve to the generated ids.
+   */
+  generate(prompt: string, options: GenerateOptions): Promise<string>;
+  generate(prompt: readonly number[], options: GenerateOptions): Promise<number[]>;
+  async generate(prompt: string | readonly number[], options: GenerateOptions): Promise<string | number[]> {
+    checkOptionsObject('generate(options)', options);
+    checkKeys('generate', options, ['maxNewTokens', 'temperature', 'topK', 'seed', 'stopAtEos']);
+    const { maxNewTokens, temperature = 0, topK = 0, seed = 0, stopAtEos = true } = options;
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw invalidArgument('generate: maxNewTokens', 'a positive integer', maxNewTokens);
+    if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw invalidArgument('generate: temperature', 'a number >= 0', temperature);
+    if (!Number.isInteger(topK) || topK < 0) throw invalidArgument('generate: topK', 'an integer >= 0', topK);
+    if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('generate: seed', 'a non-negative integer', seed);
+    const handle = this.live();
+    const asText = typeof prompt === 'string';
+    const ids = asText ? this.tokenizer.encode(prompt) : prompt;
+    if (!Array.isArray(ids) || ids.length === 0) throw invalidArgument('generate: prompt', 'a non-empty string or array of token ids', prompt);
+    const data = flattenBatch([ids], 'prompt').data;
+    this.checkTokenRange(data, data.length, 'prompt');
+    const stopIds = stopAtEos ? [...this.config.eosTokenIds] : [];
+    const out = await withCallerStack(() => handle.generate(data, { maxNewTokens, temperature, topK, seed, stopIds }));
+    const tokens = Array.from(out);
+    return asText ? this.tokenizer.decode(tokens) : tokens;
+  }
+
+  /** Frees the weights after any queued work. Later calls fail with ERR_MODEL_DISPOSED. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.tokenizerInstance?.dispose();
+    await this.handle.dispose();
+  }
+
+  private live(): NativeModel {
+    if (this.disposed) throw new ExciseError('ERR_MODEL_DISPOSED', `${this.dir ?? 'model'}: the model has been disposed`);
+    return this.handle;
+  }
+
+  private checkTokenRange(data: Int32Array, seq: number, name: string): void {
+    const vocab = this.config.vocabSize;
+    for (let i = 0; i < data.length; i++) {
+      const id = data[i];
+      if (id < 0 || id >= vocab) {
+        throw new ExciseError('ERR_TOKEN_OUT_OF_RANGE', `${name}: token id ${id} at [${Math.floor(i / seq)}, ${i % seq}] is outside the vocabulary [0, ${vocab})`);
+      }
+    }
+  }
+
+  private checkCapture(capture: unknown): string[] {
+    if (capture === undefined) return [];
+    if (!Array.isArray(capture) || !capture.every((c) => typeof c === 'string')) {
+      throw invalidArgument('capture', 'an array of hook names', capture);
+    }
+    const valid = new Set<string>(this.hookNames());
+    for (const name of capture) {
+      if (!valid.has(name)) {
+        throw new ExciseError('ERR_INVALID_ARGUMENT', `capture: unknown hook point "${name}" (expected blocks.{0..${this.config.nLayers - 1}}.mlp.pre_out or blocks.{L}.attn.pre_out)`);
+      }
+    }
+    return [...new Set(capture as string[])];
+  }
+}
+
+function checkLoadOptions(options: unknown): { device: string; dtype: string } {
+  checkOptionsObject('loadModel(options)', options);
+  checkKeys('loadModel', options, ['device', 'dtype']);
+  const device = options.device === undefined ? 'cpu' : validateDevice(options.device);
+  const dtype = options.dtype === undefined ? '' : validateDtype(options.dtype);
+  return { device, dtype };
+}
+
+/**
+ * Loads a Hugging Face model folder: config.json, model.safetensors (or a sharded index), and
+ * tokenizer.json when present.
+ */
+export async function loadModel(dir: string, options: LoadOptions = {}): Promise<Model> {
+  if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('loadModel(dir)', 'a folder path', dir);
+  const { device, dtype } = checkLoadOptions(options);
+  const abs = resolve(dir);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+    throw new ExciseError('ERR_MODEL_NOT_FOUND', `${abs}: model folder not found`);
+  }
+  const tokenizerFile = join(abs, 'tokenizer.json');
+  const tokenizer = existsSync(tokenizerFile) ? Tokenizer.fromFile(tokenizerFile) : undefined;
+  const handle = await withCallerStack(() => native().loadModel(abs, device, dtype));
+  return new Model(handle, abs, tokenizer);
+}
+
+/**
+ * Builds a model with random weights (N(0, 0.02), norms 1, biases 0) from a config.json object,
+ * with no files: for benchmarks and tests.
+ */
+export async function createRandomModel(config: Record<string, unknown>, options: LoadOptions & { seed?: number } = {}): Promise<Model> {
+  if (config === null || typeof config !== 'object') throw invalidArgument('createRandomModel(config)', 'a config.json object', config);
+  const { seed = 0, ...rest } = options;
+  if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('createRandomModel: seed', 'a non-negative integer', seed);
+  const { device, dtype } = checkLoadOptions(rest);
+  const handle = await withCallerStack(() => native().createRandomModel(JSON.stringify(config), device, dtype, seed));
+  return new Model(handle, undefined, undefined);
+}

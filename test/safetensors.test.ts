@@ -1,0 +1,386 @@
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExciseError } from '../lib/errors.js';
+import { native } from '../lib/native.js';
+import { readSafetensors, writeSafetensors, type SafetensorsTensor } from '../lib/safetensors.js';
+
+const GPT2 = '/work/shared/fixtures/hf-golden/gpt2/model.safetensors';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'excise-safetensors-'));
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Awaits a promise that must reject with an ExciseError, and returns that error. */
+async function rejection(promise: Promise<unknown>): Promise<ExciseError> {
+  let error: unknown;
+  try {
+    await promise;
+  } catch (e) {
+    error = e;
+  }
+  expect(error, 'expected the promise to reject').toBeInstanceOf(ExciseError);
+  return error as ExciseError;
+}
+
+function bytesOf(view: ArrayBufferView): Buffer {
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
+
+/** A safetensors file from parts: the 8-byte length (default: the header's), header, data. */
+function fileBytes(header: string | Buffer, data: Buffer = Buffer.alloc(0), declaredLength?: bigint): Buffer {
+  const h = typeof header === 'string' ? Buffer.from(header, 'utf8') : header;
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(declaredLength ?? BigInt(h.length));
+  return Buffer.concat([len, h, data]);
+}
+
+let fileCounter = 0;
+function writeTemp(contents: Buffer): string {
+  const path = join(dir, `case-${fileCounter++}.safetensors`);
+  writeFileSync(path, contents);
+  return path;
+}
+
+/** Parses a safetensors file with plain Buffer code, independently of the library. */
+function parseByHand(path: string) {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const headerText = buf.subarray(8, 8 + n).toString('utf8');
+  const header = JSON.parse(headerText) as Record<string, any>;
+  return { buf, n, headerText, header, dataStart: 8 + n };
+}
+
+function tempFilesIn(folder: string): string[] {
+  return readdirSync(folder).filter((f) => f.includes('.tmp-'));
+}
+
+describe('round trip', () => {
+  it('writes and reads back every dtype, metadata and odd names unchanged', async () => {
+    const tensors: Record<string, SafetensorsTensor> = {
+      f64: { dtype: 'F64', shape: [2, 2], data: new Float64Array([1.5, -0, NaN, -Infinity]) },
+      f32: { dtype: 'F32', shape: [2, 3], data: new Float32Array([0.1, -2, 3.25, 1e-30, 65504, -7]) },
+      f16: { dtype: 'F16', shape: [3], data: new Uint16Array([0x3c00, 0xc000, 0x7c00]) },
+      bf16: { dtype: 'BF16', shape: [1, 2], data: new Uint16Array([0x3f80, 0xbfc0]) },
+      i64: { dtype: 'I64', shape: [3], data: new BigInt64Array([-(2n ** 63n), 2n ** 63n - 1n, 42n]) },
+      i32: { dtype: 'I32', shape: [2], data: new Int32Array([-(2 ** 31), 2 ** 31 - 1]) },
+      i16: { dtype: 'I16', shape: [2], data: new Int16Array([-32768, 32767]) },
+      i8: { dtype: 'I8', shape: [3], data: new Int8Array([-128, 0, 127]) },
+      u8: { dtype: 'U8', shape: [2], data: new Uint8Array([0, 255]) },
+      bool: { dtype: 'BOOL', shape: [2, 2], data: new Uint8Array([1, 0, 0, 1]) },
+      scalar: { dtype: 'F32', shape: [], data: new Float32Array([3]) },
+      empty: { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) },
+      'layer.0 😀 "quoted"': { dtype: 'I8', shape: [1], data: new Int8Array([5]) },
+      // A computed key makes an own property named __proto__, which must stay an ordinary tensor.
+      ['__proto__']: { dtype: 'U8', shape: [1], data: new Uint8Array([9]) },
+    };
+    const metadata = { format: 'pt', 'note ✓': 'line1\nline2 "q" \\ 😀', empty: '' };
+    const path = join(dir, 'all-dtypes.safetensors');
+    await writeSafetensors(path, tensors, metadata);
+
+    const read = await readSafetensors(path);
+    expect(read.metadata).toEqual(metadata);
+    expect(Object.keys(read.tensors).sort()).toEqual(Object.keys(tensors).sort());
+    expect(Object.getPrototypeOf(read.tensors)).toBe(Object.prototype);
+    for (const [name, t] of Object.entries(tensors)) {
+      const got = Object.getOwnPropertyDescriptor(read.tensors, name)!.value as SafetensorsTensor;
+      expect(got.dtype, name).toBe(t.dtype);
+      expect(got.shape, name).toEqual(t.shape);
+      expect(got.data.constructor, name).toBe(t.data.constructor);
+      expect(got.data.length, name).toBe(t.data.length);
+      expect(bytesOf(got.data).equals(bytesOf(t.data)), name).toBe(true);
+    }
+  });
+
+  it('rewrites the GPT-2 fixture byte for byte (same layout as the safetensors library)', async () => {
+    const read = await readSafetensors(GPT2);
+    const path = join(dir, 'gpt2-copy.safetensors');
+    await writeSafetensors(path, read.tensors, read.metadata);
+    expect(readFileSync(path).equals(readFileSync(GPT2))).toBe(true);
+  });
+});
+
+describe('layout of written files', () => {
+  it('is length + compact JSON padded to 8 + data, sorted by dtype size then name', async () => {
+    const tensors: Record<string, SafetensorsTensor> = {
+      b: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) },
+      a: { dtype: 'F32', shape: [3], data: new Float32Array([3, 4, 5]) },
+      c: { dtype: 'I64', shape: [1], data: new BigInt64Array([-1n]) },
+      d: { dtype: 'U8', shape: [3], data: new Uint8Array([7, 8, 9]) },
+      e: { dtype: 'F16', shape: [1], data: new Uint16Array([0x3c00]) },
+      z: { dtype: 'BOOL', shape: [2], data: new Uint8Array([1, 0]) },
+      f: { dtype: 'F64', shape: [1], data: new Float64Array([0.5]) },
+    };
+    const path = join(dir, 'layout.safetensors');
+    await writeSafetensors(path, tensors, { k: 'v' });
+
+    const { buf, n, headerText, header, dataStart } = parseByHand(path);
+    expect(n % 8).toBe(0);
+    const trimmed = headerText.trimEnd();
+    expect(headerText.slice(trimmed.length)).toMatch(/^ {0,7}$/);
+    expect(trimmed).toBe(JSON.stringify(header)); // compact, no whitespace
+    // I64 before F64 (the safetensors library's dtype order), then F32, F16, U8, BOOL.
+    expect(Object.keys(header)).toEqual(['__metadata__', 'c', 'f', 'a', 'b', 'e', 'd', 'z']);
+    expect(header.__metadata__).toEqual({ k: 'v' });
+    const expected: Record<string, [number, number]> = {
+      c: [0, 8],
+      f: [8, 16],
+      a: [16, 28],
+      b: [28, 36],
+      e: [36, 38],
+      d: [38, 41],
+      z: [41, 43],
+    };
+    for (const [name, offsets] of Object.entries(expected)) {
+      expect(header[name].data_offsets, name).toEqual(offsets);
+      expect(header[name].dtype, name).toBe(tensors[name].dtype);
+      expect(header[name].shape, name).toEqual(tensors[name].shape);
+      const stored = buf.subarray(dataStart + offsets[0], dataStart + offsets[1]);
+      expect(stored.equals(bytesOf(tensors[name].data)), name).toBe(true);
+    }
+    expect(buf.length).toBe(dataStart + 43);
+  });
+
+  it('omits __metadata__ when there is none', async () => {
+    const path = join(dir, 'no-meta.safetensors');
+    await writeSafetensors(path, { x: { dtype: 'U8', shape: [1], data: new Uint8Array([1]) } });
+    const { header } = parseByHand(path);
+    expect(Object.keys(header)).toEqual(['x']);
+  });
+});
+
+describe('reading the GPT-2 fixture', () => {
+  it('returns all 28 tensors with the header shapes and the file bytes', async () => {
+    const read = await readSafetensors(GPT2);
+    const { buf, header, dataStart } = parseByHand(GPT2);
+    const names = Object.keys(header).filter((k) => k !== '__metadata__');
+    expect(names).toHaveLength(28);
+    expect(Object.keys(read.tensors)).toEqual(names);
+    expect(read.metadata).toEqual({ format: 'pt' });
+    for (const name of names) {
+      expect(read.tensors[name].dtype).toBe('F32');
+      expect(read.tensors[name].shape).toEqual(header[name].shape);
+    }
+    const wte = read.tensors['transformer.wte.weight'];
+    expect(wte.shape).toEqual([97, 64]);
+    expect(wte.data).toBeInstanceOf(Float32Array);
+    // Element [5, 7], located by hand from the header's offsets.
+    const [begin] = header['transformer.wte.weight'].data_offsets as [number, number];
+    const byHand = buf.readFloatLE(dataStart + begin + (5 * 64 + 7) * 4);
+    expect(byHand).not.toBe(0);
+    expect(wte.data[5 * 64 + 7]).toBe(byHand);
+  });
+});
+
+describe('corrupt files', () => {
+  const f32x2 = Buffer.from(new Float32Array([1, 2]).buffer);
+  const entry = (extra: Record<string, unknown> = {}) => ({ dtype: 'F32', shape: [2], data_offsets: [0, 8], ...extra });
+  const header = (o: unknown) => JSON.stringify(o);
+
+  // [what, file contents, expected code, fragments the message must contain besides the path]
+  const cases: Array<[string, () => Buffer, string, string[]]> = [
+    ['file shorter than 8 bytes', () => Buffer.from([1, 2, 3]), 'ERR_SAFETENSORS_INVALID', ['shorter than the 8-byte']],
+    ['header length 0', () => fileBytes('{}', f32x2, 0n), 'ERR_SAFETENSORS_INVALID', ['header length is 0']],
+    ['header length past the end', () => fileBytes('{}', Buffer.alloc(0), 100n), 'ERR_SAFETENSORS_INVALID', ['runs past the end']],
+    ['header length over 100 MB', () => fileBytes('{}', Buffer.alloc(0), 200_000_000n), 'ERR_SAFETENSORS_INVALID', ['exceeds the 100000000-byte limit']],
+    ['header not JSON', () => fileBytes('{"w": '), 'ERR_SAFETENSORS_INVALID', ['not valid JSON']],
+    ['trailing garbage after the JSON', () => fileBytes('{} x'), 'ERR_SAFETENSORS_INVALID', ['not valid JSON', 'unexpected data after', 'at byte 3']],
+    ['duplicate keys', () => fileBytes(`{"w":${header(entry())},"w":${header(entry())}}`, f32x2), 'ERR_SAFETENSORS_INVALID', ['duplicate key "w"']],
+    ['nesting deeper than 256', () => fileBytes(`{"__metadata__":${'['.repeat(300)}${']'.repeat(300)}}`), 'ERR_SAFETENSORS_INVALID', ['nesting deeper than 256']],
+    ['raw control character in a string', () => fileBytes('{"__metadata__":{"a":"x\ny"}}'), 'ERR_SAFETENSORS_INVALID', ['control character']],
+    ['lone surrogate escape', () => fileBytes('{"__metadata__":{"a":"\\ud800"}}'), 'ERR_SAFETENSORS_INVALID', ['surrogate']],
+    ['invalid UTF-8', () => fileBytes(Buffer.concat([Buffer.from('{"__metadata__":{"a":"'), Buffer.from([0xff]), Buffer.from('"}}')])), 'ERR_SAFETENSORS_INVALID', ['invalid UTF-8']],
+    ['header starting with whitespace', () => fileBytes(' {}'), 'ERR_SAFETENSORS_INVALID', ["does not start with '{'"]],
+    ['header that is an array', () => fileBytes('[1]'), 'ERR_SAFETENSORS_INVALID', ["does not start with '{'"]],
+    ['__metadata__ not an object', () => fileBytes('{"__metadata__":["a"]}'), 'ERR_SAFETENSORS_INVALID', ['__metadata__ is not an object']],
+    ['__metadata__ value not a string', () => fileBytes('{"__metadata__":{"a":1}}'), 'ERR_SAFETENSORS_INVALID', ['value for "a" is not a string']],
+    ['tensor entry not an object', () => fileBytes('{"w":[1]}'), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'not an object']],
+    ['missing key', () => fileBytes(header({ w: { dtype: 'F32', shape: [2] } }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'missing "data_offsets"']],
+    ['extra key', () => fileBytes(header({ w: entry({ foo: 1 }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'unexpected key "foo"']],
+    ['unknown dtype', () => fileBytes(header({ w: entry({ dtype: 'X32' }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'unsupported dtype "X32"']],
+    ['FP8 dtype', () => fileBytes(header({ w: entry({ dtype: 'F8_E4M3', shape: [8] }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'unsupported dtype "F8_E4M3"']],
+    ['shape not an array', () => fileBytes(header({ w: entry({ shape: 2 }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', '"shape" is not an array']],
+    ['negative dimension', () => fileBytes(header({ w: entry({ shape: [-2] }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'non-negative integers']],
+    ['fractional dimension', () => fileBytes(header({ w: entry({ shape: [1.5] }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'non-negative integers']],
+    ['shape product overflow', () => fileBytes(header({ w: entry({ shape: [2 ** 32, 2 ** 32] }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'overflows']],
+    ['data_offsets not a pair', () => fileBytes(header({ w: entry({ data_offsets: [0, 8, 16] }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'not a [begin, end] pair']],
+    ['data_offsets not integers', () => fileBytes(header({ w: entry({ data_offsets: [0, '8'] }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'non-negative integers']],
+    ['data_offsets begin after end', () => fileBytes(header({ w: entry({ data_offsets: [8, 0] }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'begin 8 is after end 0']],
+    ['data_offsets end beyond the data', () => fileBytes(header({ w: entry({ shape: [4], data_offsets: [0, 16] }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'end 16 is beyond the data buffer (8 bytes)']],
+    // 2^53 + 1 is not a double: the message shows the exact integer only if offsets stay int64.
+    ['huge data_offsets end (exact int64)', () => fileBytes(`{"w":{"dtype":"U8","shape":[9007199254740993],"data_offsets":[0,9007199254740993]}}`, f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'end 9007199254740993 is beyond']],
+    ['byte size disagreeing with the shape', () => fileBytes(header({ w: entry({ shape: [3] }) }), f32x2), 'ERR_SAFETENSORS_INVALID', ['tensor "w"', 'span 8 bytes', 'need 12']],
+    ['overlapping tensors', () => fileBytes(header({ a: entry(), b: entry({ data_offsets: [4, 12] }) }), Buffer.alloc(12)), 'ERR_SAFETENSORS_INVALID', ['"a" and "b" overlap']],
+  ];
+
+  it.each(cases)('rejects %s', async (_what, build, code, fragments) => {
+    const path = writeTemp(build());
+    const err = await rejection(readSafetensors(path));
+    expect(err.code).toBe(code);
+    expect(err.message).toContain(path);
+    for (const fragment of fragments) expect(err.message).toContain(fragment);
+  });
+
+  it('rejects a missing file with ERR_IO naming it', async () => {
+    const path = join(dir, 'does-not-exist.safetensors');
+    const err = await rejection(readSafetensors(path));
+    expect(err.code).toBe('ERR_IO');
+    expect(err.message).toContain(path);
+    expect(err.message).toContain('No such file');
+  });
+
+  it('rejects a folder with ERR_IO', async () => {
+    const err = await rejection(readSafetensors(dir));
+    expect(err.code).toBe('ERR_IO');
+    expect(err.message).toContain(dir);
+  });
+
+  it('puts the failure at the caller in the stack', async () => {
+    const err = await rejection(readSafetensors(join(dir, 'nope.safetensors')));
+    expect(err.stack).toContain('safetensors.test.ts');
+  });
+});
+
+describe('unusual but valid files', () => {
+  it('tolerates gaps, trailing bytes, padding, empty tensors inside others and escaped names', async () => {
+    const data = Buffer.alloc(28);
+    data.writeFloatLE(1.5, 0);
+    data.writeFloatLE(-2, 4);
+    data.writeInt32LE(7, 16);
+    const header = `{ "w" : {"dtype":"F32","shape":[2],"data_offsets":[0,8]},
+      "\\ud83d\\ude00\\u00e9\\n": {"data_offsets":[16,20],"shape":[1],"dtype":"I32"},
+      "e": {"dtype":"F32","shape":[0,3],"data_offsets":[4,4]} }    `;
+    const read = await readSafetensors(writeTemp(fileBytes(header, data)));
+    expect(Array.from(read.tensors.w.data as Float32Array)).toEqual([1.5, -2]);
+    expect(Array.from(read.tensors['😀é\n'].data as Int32Array)).toEqual([7]);
+    expect(read.tensors.e.shape).toEqual([0, 3]);
+    expect(read.tensors.e.data.length).toBe(0);
+    expect(read.metadata).toEqual({});
+  });
+
+  it('reads tensors whose data is not aligned to the element size', async () => {
+    // Header length 9: the data buffer starts at byte 17, so F64 data is misaligned in memory.
+    const header = '{"w":{"dtype":"F64","shape":[2],"data_offsets":[0,16]}}';
+    const padded = header.padEnd(header.length + ((9 - (header.length % 8)) % 8));
+    expect(padded.length % 8).toBe(1);
+    const data = Buffer.from(new Float64Array([Math.PI, -1e300]).buffer);
+    const read = await readSafetensors(writeTemp(fileBytes(padded, data)));
+    expect(Array.from(read.tensors.w.data as Float64Array)).toEqual([Math.PI, -1e300]);
+  });
+
+  it('normalizes BOOL bytes other than 0 and 1 to true', async () => {
+    const header = '{"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}}';
+    const read = await readSafetensors(writeTemp(fileBytes(header, Buffer.from([0, 2, 255]))));
+    expect(Array.from(read.tensors.m.data as Uint8Array)).toEqual([0, 1, 1]);
+  });
+});
+
+describe('argument validation', () => {
+  const path = () => join(dir, 'invalid-args.safetensors');
+  const cases: Array<[string, () => Promise<unknown>, string[]]> = [
+    ['an empty path', () => readSafetensors(''), ['path: expected a non-empty string, received a string ("")']],
+    ['a non-string path', () => writeSafetensors(3 as unknown as string, {}), ['path: expected a non-empty string, received the number 3']],
+    ['tensors that are not an object', () => writeSafetensors(path(), [] as unknown as Record<string, SafetensorsTensor>), ['tensors: expected an object', 'received an array of 0']],
+    ['an unknown dtype', () => writeSafetensors(path(), { w: { dtype: 'F8', shape: [1], data: new Uint8Array(1) } as unknown as SafetensorsTensor }), ['tensors["w"].dtype: expected one of F64, F32', 'received a string ("F8")']],
+    ['a bad dimension', () => writeSafetensors(path(), { w: { dtype: 'F32', shape: [2, -1], data: new Float32Array(2) } }), ['tensors["w"].shape[1]: expected a non-negative integer, received the number -1']],
+    ['the wrong typed array', () => writeSafetensors(path(), { w: { dtype: 'F32', shape: [2], data: new Float64Array(2) } as unknown as SafetensorsTensor }), ['tensors["w"].data: expected a Float32Array for dtype F32, received a Float64Array of 2']],
+    ['a length that does not match the shape', () => writeSafetensors(path(), { w: { dtype: 'I32', shape: [2, 3], data: new Int32Array(5) } }), ['tensors["w"].data: expected 6 elements for shape [2, 3], received a Int32Array of 5']],
+    ['BOOL data other than 0/1', () => writeSafetensors(path(), { m: { dtype: 'BOOL', shape: [2], data: new Uint8Array([1, 3]) } }), ['tensors["m"].data: BOOL elements must be 0 or 1, received 3 at index 1']],
+    ['the reserved name __metadata__', () => writeSafetensors(path(), { __metadata__: { dtype: 'U8', shape: [1], data: new Uint8Array(1) } }), ['"__metadata__" is reserved']],
+    ['a non-string metadata value', () => writeSafetensors(path(), {}, { a: 1 as unknown as string }), ['metadata["a"]: expected a string, received the number 1']],
+  ];
+
+  it.each(cases)('rejects %s with ERR_INVALID_ARGUMENT', async (_what, call, fragments) => {
+    const err = await rejection(call());
+    expect(err.code).toBe('ERR_INVALID_ARGUMENT');
+    for (const fragment of fragments) expect(err.message).toContain(fragment);
+    expect(() => statSync(path())).toThrow(); // nothing was written
+  });
+
+  it('is also enforced by the native binding (byte length, dtype, shape)', async () => {
+    const raw = native();
+    const p = path();
+    let err = await rejection(raw.writeSafetensors(p, { w: { dtype: 'F32', shape: [3], data: new Float32Array(2) } }));
+    expect(err.code).toBe('ERR_INVALID_ARGUMENT');
+    expect(err.message).toContain('tensor "w": data has 8 bytes but shape [3] of F32 needs 12');
+    err = await rejection(raw.writeSafetensors(p, { w: { dtype: 'Q4' as 'F32', shape: [1], data: new Uint8Array(1) } }));
+    expect(err.message).toContain('tensor "w": unsupported dtype "Q4"');
+    err = await rejection(raw.writeSafetensors(p, { w: { dtype: 'U8', shape: [0.5], data: new Uint8Array(1) } }));
+    expect(err.message).toContain('tensor "w": shape must be an array of non-negative integers');
+    err = await rejection(raw.readSafetensors(42 as unknown as string));
+    expect(err.code).toBe('ERR_INVALID_ARGUMENT');
+    expect(() => statSync(p)).toThrow();
+  });
+});
+
+describe('atomic writes', () => {
+  const big = (value: number) => ({ w: { dtype: 'F32' as const, shape: [1 << 20], data: new Float32Array(1 << 20).fill(value) } });
+
+  it('replaces the file by rename: a reader holding the old file still sees it whole', async () => {
+    const folder = join(dir, 'replace-open');
+    mkdirSync(folder);
+    const path = join(folder, 'model.safetensors');
+    await writeSafetensors(path, big(1));
+    const oldBytes = readFileSync(path);
+    const fd = openSync(path, 'r');
+    try {
+      await writeSafetensors(path, big(2));
+      // Writing in place would have changed (or truncated) what this descriptor reads.
+      expect(fstatSync(fd).ino).not.toBe(statSync(path).ino);
+      expect(readFileSync(fd).equals(oldBytes)).toBe(true);
+    } finally {
+      closeSync(fd);
+    }
+    const now = (await readSafetensors(path)).tensors.w.data as Float32Array;
+    expect(now.every((x) => x === 2)).toBe(true);
+    expect(readdirSync(folder)).toEqual(['model.safetensors']);
+  });
+
+  it('replaces an existing file and leaves no temporary file', async () => {
+    const folder = join(dir, 'replace');
+    mkdirSync(folder);
+    const path = join(folder, 'x.safetensors');
+    await writeSafetensors(path, { old: { dtype: 'U8', shape: [1], data: new Uint8Array([1]) } });
+    await writeSafetensors(path, { new: { dtype: 'U8', shape: [2], data: new Uint8Array([2, 3]) } });
+    const read = await readSafetensors(path);
+    expect(Object.keys(read.tensors)).toEqual(['new']);
+    expect(readdirSync(folder)).toEqual(['x.safetensors']);
+  });
+
+  it('fails with ERR_IO naming the path when the folder does not exist', async () => {
+    const path = join(dir, 'no-such-folder', 'x.safetensors');
+    const err = await rejection(writeSafetensors(path, big(1)));
+    expect(err.code).toBe('ERR_IO');
+    expect(err.message).toContain(path);
+    expect(tempFilesIn(dir)).toEqual([]);
+  });
+
+  it('removes the temporary file when the final rename fails', async () => {
+    const folder = join(dir, 'rename-fails');
+    mkdirSync(folder);
+    const target = join(folder, 'occupied');
+    mkdirSync(join(target, 'child'), { recursive: true }); // rename() cannot replace a non-empty folder
+    const err = await rejection(writeSafetensors(target, big(1)));
+    expect(err.code).toBe('ERR_IO');
+    expect(err.message).toContain(target);
+    expect(err.message).toContain('rename failed');
+    expect(readdirSync(folder)).toEqual(['occupied']);
+    expect(statSync(target).isDirectory()).toBe(true);
+  });
+});
