@@ -17,5 +17,5 @@ export {
   type GenerateOptions,
 } from './model.js';
 export { Tokenizer } from './tokenizer.js';
-export { readSafetensors, writeSafetensors } from './safetensors.js';
+export { readSafetensors, writeSafetensors, type SafetensorsTensor, type SafetensorsContents, type SafetensorsDtype } from './safetensors.js';
 export { runtimeInfo, type RuntimeInfo } from './runtime.js';
