@@ -1,0 +1,145 @@
+// The decoder against Hugging Face transformers on the config variants real checkpoints use
+// (test/fixtures/hf-variants, made by scripts/fixtures/make_variants.py): logits, every hook point
+// and the pruned logits, float32, padded batch, tolerance 1e-4. Each case's meta.json records how
+// much the logits move when its variant feature is switched off, so a decoder that ignored the
+// feature could not pass.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel, readSafetensors, writeSafetensors, type Model, type ModelConfig } from '../lib/index.js';
+import { fixturesDir, maxAbsDiff, readGolden, type Golden } from './helpers/golden.js';
+
+const TOL_F32 = 1e-4;
+const variantsDir = join(fixturesDir, 'hf-variants');
+const cases = existsSync(variantsDir)
+  ? readdirSync(variantsDir).filter((d) => existsSync(join(variantsDir, d, 'golden.safetensors'))).sort()
+  : [];
+
+interface Meta {
+  ablations_max_abs_logits_diff: Record<string, number>;
+  window_max_abs_logits_diff?: number;
+}
+
+// What the decoder must read from each config.json (the variant under test).
+const expectedConfig: Record<string, Partial<ModelConfig>> = {
+  opt_postln_proj: { family: 'opt', nLayers: 2, dModel: 64, tiedEmbeddings: true, vocabSize: 101 },
+  neox_sequential: { family: 'gpt_neox', nLayers: 2, headDim: 16, tiedEmbeddings: false, vocabSize: 103 },
+  llama_mqa_tied: { family: 'llama', nHeads: 4, nKvHeads: 1, headDim: 16, tiedEmbeddings: true, vocabSize: 107 },
+  llama_headdim: { family: 'llama', dModel: 48, nHeads: 4, nKvHeads: 2, headDim: 16, vocabSize: 109 },
+  mistral_window: { family: 'mistral', nLayers: 2, nKvHeads: 2, headDim: 16, vocabSize: 113 },
+  qwen2_window: { family: 'qwen2', nLayers: 3, nKvHeads: 2, headDim: 16, vocabSize: 127 },
+  gpt2_scaled: { family: 'gpt2', nLayers: 3, dMlp: 96, tiedEmbeddings: true, vocabSize: 97 },
+};
+
+describe('hf-variants fixtures are present', () => {
+  it('has every case', () => {
+    expect(cases).toEqual(Object.keys(expectedConfig).sort());
+  });
+});
+
+describe.each(cases)('%s matches Hugging Face', (name) => {
+  const dir = join(variantsDir, name);
+  let model: Model;
+  let golden: Golden;
+  let meta: Meta;
+
+  beforeAll(async () => {
+    golden = await readGolden(dir);
+    meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
+    model = await loadModel(dir, { dtype: 'float32' });
+  });
+  afterAll(async () => model?.dispose());
+
+  it('the fixture exercises its variant', () => {
+    // Switching the variant's feature off moves HF's logits well beyond the tolerance.
+    for (const [feature, d] of Object.entries(meta.ablations_max_abs_logits_diff)) {
+      expect(d, feature).toBeGreaterThan(5 * TOL_F32);
+    }
+    if (name.endsWith('_window')) {
+      expect(meta.window_max_abs_logits_diff).toBeGreaterThan(1e-3);
+      expect(golden.inputIds[0].length).toBeGreaterThan(5);
+    }
+  });
+
+  it('config reads as Hugging Face reads it', () => {
+    const c = model.config;
+    expect(c).toMatchObject(expectedConfig[name] ?? {});
+    expect(c.vocabSize).toBe(golden.tensors.logits.shape[2]);
+    expect(c.nHeads * c.headDim).toBe(golden.tensors['attn_pre_out.0'].shape[2]);
+    expect(c.dMlp).toBe(golden.tensors['mlp_pre_out.0'].shape[2]);
+    expect(golden.tensors[`attn_pre_out.${c.nLayers - 1}`]).toBeDefined();
+    expect(golden.tensors[`attn_pre_out.${c.nLayers}`]).toBeUndefined();
+  });
+
+  it('logits and every hook point, float32, padded batch', async () => {
+    const out = await model.forward(golden.inputIds, { attentionMask: golden.attentionMask, capture: model.hookNames() });
+    const ref = golden.tensors.logits;
+    expect(out.shape).toEqual(ref.shape);
+    const diffs: Record<string, number> = { logits: maxAbsDiff(out.logits, ref.data) };
+    for (let l = 0; l < model.config.nLayers; l++) {
+      for (const [site, key] of [['mlp', 'mlp_pre_out'], ['attn', 'attn_pre_out']] as const) {
+        const act = out.activations![`blocks.${l}.${site}.pre_out`];
+        const expected = golden.tensors[`${key}.${l}`];
+        expect(act.shape).toEqual(expected.shape);
+        diffs[`${key}.${l}`] = maxAbsDiff(act.data, expected.data);
+      }
+    }
+    console.log(`${name} max |excise - HF|:`, Object.entries(diffs).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', '));
+    for (const [k, v] of Object.entries(diffs)) expect(v, k).toBeLessThan(TOL_F32);
+  });
+
+  it('the padded row equals that row run alone, unpadded', async () => {
+    const row = golden.inputIds[1];
+    const valid = golden.attentionMask[1].filter((m) => m === 1).length;
+    const alone = await model.forward([row.slice(0, valid)]);
+    const vocab = model.config.vocabSize;
+    const padded = golden.tensors.logits.data.subarray(row.length * vocab, row.length * vocab + valid * vocab);
+    expect(maxAbsDiff(alone.logits, padded)).toBeLessThan(TOL_F32);
+  });
+
+  it('a model with the prune.json features zeroed gives logits_pruned', async () => {
+    // Zero the pruned pre-out features by editing the output projections' weights in a copy of the
+    // checkpoint, load that copy, and compare with HF's logits_pruned.
+    const src = await readSafetensors(join(dir, 'model.safetensors'));
+    const tensors = src.tensors;
+    const conv1d = model.config.family === 'gpt2'; // Conv1D weights are stored [in, out]
+    const outProj = outputProjections(name);
+    for (let l = 0; l < model.config.nLayers; l++) {
+      for (const kind of ['mlp', 'attn'] as const) {
+        const tname = outProj[kind].replace('{L}', String(l));
+        const t = tensors[tname];
+        if (t?.dtype !== 'F32') throw new Error(`${name}: ${tname} missing or not F32`);
+        const [rows, cols] = t.shape;
+        for (const i of golden.prune[kind][l]) {
+          if (conv1d) for (let c = 0; c < cols; c++) t.data[i * cols + c] = 0;
+          else for (let r = 0; r < rows; r++) t.data[r * cols + i] = 0;
+        }
+      }
+    }
+    const tmp = mkdtempSync(join(tmpdir(), `excise-${name}-`));
+    try {
+      copyFileSync(join(dir, 'config.json'), join(tmp, 'config.json'));
+      await writeSafetensors(join(tmp, 'model.safetensors'), src.tensors, src.metadata);
+      const pruned = await loadModel(tmp, { dtype: 'float32' });
+      const out = await pruned.forward(golden.inputIds, { attentionMask: golden.attentionMask });
+      const d = maxAbsDiff(out.logits, golden.tensors.logits_pruned.data);
+      console.log(`${name} max |excise pruned - HF logits_pruned| = ${d.toExponential(1)}`);
+      expect(d).toBeLessThan(TOL_F32);
+      await pruned.dispose();
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+function outputProjections(name: string): { mlp: string; attn: string } {
+  if (name.startsWith('gpt2')) return { attn: 'transformer.h.{L}.attn.c_proj.weight', mlp: 'transformer.h.{L}.mlp.c_proj.weight' };
+  if (name.startsWith('opt')) {
+    return { attn: 'model.decoder.layers.{L}.self_attn.out_proj.weight', mlp: 'model.decoder.layers.{L}.fc2.weight' };
+  }
+  if (name.startsWith('neox')) {
+    return { attn: 'gpt_neox.layers.{L}.attention.dense.weight', mlp: 'gpt_neox.layers.{L}.mlp.dense_4h_to_h.weight' };
+  }
+  return { attn: 'model.layers.{L}.self_attn.o_proj.weight', mlp: 'model.layers.{L}.mlp.down_proj.weight' };
+}
