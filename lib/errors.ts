@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'ERR_MODEL_DISPOSED'
   | 'ERR_NATIVE_LOAD'
   | 'ERR_IO'
+  | 'ERR_OUTPUT_EXISTS'
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_TORCH'
   | 'ERR_INTERNAL';

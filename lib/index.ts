@@ -15,7 +15,16 @@ export {
   type ForwardResult,
   type Activation,
   type GenerateOptions,
+  type PruneMasks,
+  type PruneOptions,
+  type PruneResult,
 } from './model.js';
+export { ActivationStats, type NeuronStats, type NeuronSums } from './method/stats.js';
+export type { CollectOptions } from './method/collect.js';
+export { scoreNeurons, importance, SCORINGS, type Scoring, type ScoreOptions, type NeuronScores } from './method/scoring.js';
+export { selectNeurons, randomSelection, countFor, type Selection, type SelectOptions, type RandomSelectionOptions, type PrunedMasks } from './method/selection.js';
+export type { DocumentSource } from './data/batches.js';
+export type { SaveOptions } from './save.js';
 export { Tokenizer } from './tokenizer.js';
 export { readSafetensors, writeSafetensors, type SafetensorsTensor, type SafetensorsContents, type SafetensorsDtype } from './safetensors.js';
 export { runtimeInfo, type RuntimeInfo } from './runtime.js';

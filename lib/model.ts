@@ -8,6 +8,32 @@ import { join, resolve } from 'node:path';
 import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
 import { native, type NativeModel, type NativeModelConfig } from './native.js';
 import { Tokenizer } from './tokenizer.js';
+import type { DocumentSource } from './data/batches.js';
+import { collectStats, type CollectOptions } from './method/collect.js';
+import type { ActivationStats } from './method/stats.js';
+import type { Selection } from './method/selection.js';
+import { readConfigJson, saveModelFolder, type SaveOptions } from './save.js';
+
+/** Which neurons are pruned (1) per layer, and how many. */
+export interface PruneMasks {
+  ff: Uint8Array[];
+  attn: Uint8Array[];
+  counts: { ff: number[]; attn: number[] };
+}
+
+export interface PruneOptions {
+  /**
+   * Replace each pruned neuron by its mean activation over these statistics (usually the retain
+   * set's) through the output projection's bias. Needs an architecture with that bias.
+   */
+  meanOffset?: ActivationStats;
+}
+
+export interface PruneResult {
+  /** Neurons newly pruned by this call, per layer (already-pruned ones are skipped). */
+  ff: number[];
+  attn: number[];
+}
 
 export type Dtype = 'float32' | 'float16' | 'bfloat16';
 const DTYPES: readonly Dtype[] = ['float32', 'float16', 'bfloat16'];
@@ -150,12 +176,20 @@ export class Model {
   readonly parameterCount: number;
   private readonly handle: NativeModel;
   private readonly tokenizerInstance: Tokenizer | undefined;
+  private readonly sourceConfig: Record<string, unknown>;
+  private readonly pruneMasks: { ff: Uint8Array[]; attn: Uint8Array[] };
+  private readonly pruneHistory: Array<{ selection: Selection; meanOffset: boolean; pruned: PruneResult }> = [];
   private disposed = false;
 
   /** @internal Use loadModel(). */
-  constructor(handle: NativeModel, dir: string | undefined, tokenizer: Tokenizer | undefined) {
+  constructor(handle: NativeModel, dir: string | undefined, tokenizer: Tokenizer | undefined, sourceConfig: Record<string, unknown>) {
     const c: NativeModelConfig = handle.config();
     this.handle = handle;
+    this.sourceConfig = sourceConfig;
+    this.pruneMasks = {
+      ff: Array.from({ length: c.nLayers }, () => new Uint8Array(c.dMlp)),
+      attn: Array.from({ length: c.nLayers }, () => new Uint8Array(c.nHeads * c.headDim)),
+    };
     this.dir = dir;
     this.tokenizerInstance = tokenizer;
     this.device = c.device;
@@ -253,6 +287,109 @@ export class Model {
     return asText ? this.tokenizer.decode(tokens) : tokens;
   }
 
+  /**
+   * Activation statistics of every hook point (or those named) over a dataset: texts (tokenized
+   * with the model's tokenizer) or token-id sequences, truncated to maxLength and batched by length.
+   */
+  async collect(source: DocumentSource, options: CollectOptions = {}): Promise<ActivationStats> {
+    checkOptionsObject('collect(options)', options);
+    const handle = this.live();
+    return collectStats({ handle, tokenizer: this.tokenizerInstance, config: this.config, hookNames: this.hookNames() }, source, options);
+  }
+
+  /**
+   * Prunes the selected neurons in place: zeroes each one's input column of the output projection
+   * (and the rows and biases feeding only it). Already-pruned neurons are skipped; prunes compose.
+   */
+  async prune(selection: Selection, options: PruneOptions = {}): Promise<PruneResult> {
+    checkOptionsObject('prune(options)', options);
+    checkKeys('prune', options, ['meanOffset']);
+    const handle = this.live();
+    const { nLayers, dMlp, nHeads, headDim } = this.config;
+    const toLayers = (lists: unknown, name: string, width: number): Int32Array[] => {
+      if (lists === undefined) return [];
+      if (!Array.isArray(lists) || lists.length !== nLayers) throw invalidArgument(`selection.${name}`, `an array of ${nLayers} index arrays (one per layer)`, lists);
+      return lists.map((l: unknown, layer) => {
+        if (!Array.isArray(l) && !(l instanceof Int32Array)) throw invalidArgument(`selection.${name}[${layer}]`, 'an array of neuron indices', l);
+        const list = l as ArrayLike<number>;
+        for (let k = 0; k < list.length; k++) {
+          const i = list[k];
+          if (!Number.isInteger(i) || i < 0 || i >= width) throw invalidArgument(`selection.${name}[${layer}]`, `neuron indices in [0, ${width})`, i);
+        }
+        return Int32Array.from(l as ArrayLike<number>);
+      });
+    };
+    if (selection === null || typeof selection !== 'object') throw invalidArgument('prune(selection)', '{ ff: number[][], attn: number[][] }', selection);
+    const ff = toLayers(selection.ff, 'ff', dMlp);
+    const attn = toLayers(selection.attn, 'attn', nHeads * headDim);
+    let ffMean: Float64Array[] | null = null;
+    let attnMean: Float64Array[] | null = null;
+    if (options.meanOffset !== undefined) {
+      const stats = options.meanOffset as ActivationStats;
+      if (typeof stats?.has !== 'function') throw invalidArgument('prune: meanOffset', 'ActivationStats (e.g. of the retain set)', stats);
+      const means = (site: 'mlp' | 'attn', lists: Int32Array[]) =>
+        lists.length === 0 ? null : lists.map((l, layer) => {
+          const hook = `blocks.${layer}.${site}.pre_out`;
+          if (l.length > 0 && !stats.has(hook)) throw new ExciseError('ERR_INVALID_ARGUMENT', `prune: meanOffset statistics lack ${hook}`);
+          return stats.has(hook) ? stats.hook(hook).mean : new Float64Array(site === 'mlp' ? dMlp : nHeads * headDim);
+        });
+      ffMean = means('mlp', ff);
+      attnMean = means('attn', attn);
+    }
+    const pruned = await withCallerStack(() => handle.prune(ff, attn, ffMean, attnMean));
+    ff.forEach((l, layer) => l.forEach((i) => { this.pruneMasks.ff[layer][i] = 1; }));
+    attn.forEach((l, layer) => l.forEach((i) => { this.pruneMasks.attn[layer][i] = 1; }));
+    const recorded: Selection = { ff: ff.map((l) => Array.from(l)), attn: attn.map((l) => Array.from(l)) };
+    this.pruneHistory.push({ selection: recorded, meanOffset: options.meanOffset !== undefined, pruned });
+    return pruned;
+  }
+
+  /** Pruned neurons per layer (1 = pruned) and their counts. */
+  get masks(): PruneMasks {
+    const count = (m: Uint8Array) => m.reduce((n, v) => n + v, 0);
+    return {
+      ff: this.pruneMasks.ff.map((m) => m.slice()),
+      attn: this.pruneMasks.attn.map((m) => m.slice()),
+      counts: { ff: this.pruneMasks.ff.map(count), attn: this.pruneMasks.attn.map(count) },
+    };
+  }
+
+  /** @internal The masks as the native core holds them (tests check they agree with `masks`). */
+  async nativeMasks(): Promise<{ ff: Uint8Array[]; attn: Uint8Array[] }> {
+    return this.live().masks();
+  }
+
+  /** Puts back every pruned weight and bias exactly, and clears the masks. */
+  async restore(): Promise<void> {
+    await withCallerStack(() => this.live().restore());
+    for (const m of [...this.pruneMasks.ff, ...this.pruneMasks.attn]) m.fill(0);
+    this.pruneHistory.length = 0;
+  }
+
+  /**
+   * Writes the model as a Hugging Face folder plus excise.json (what was pruned). Atomic; refuses
+   * the model's source folder, and an existing folder unless { overwrite: true }.
+   */
+  async save(dir: string, options: SaveOptions = {}): Promise<void> {
+    checkOptionsObject('save(options)', options);
+    const handle = this.live();
+    const counts = this.masks.counts;
+    await saveModelFolder({
+      handle,
+      sourceDir: this.dir,
+      config: this.sourceConfig,
+      dtype: this.dtype,
+      excise: {
+        excise: 1,
+        source: this.dir ?? null,
+        architecture: this.config.architecture,
+        savedAt: new Date().toISOString(),
+        pruned: { ff: counts.ff, attn: counts.attn },
+        prunes: this.pruneHistory,
+      },
+    }, dir, options);
+  }
+
   /** Frees the weights after any queued work. Later calls fail with ERR_MODEL_DISPOSED. */
   async dispose(): Promise<void> {
     if (this.disposed) return;
@@ -313,7 +450,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const tokenizerFile = join(abs, 'tokenizer.json');
   const tokenizer = existsSync(tokenizerFile) ? Tokenizer.fromFile(tokenizerFile) : undefined;
   const handle = await withCallerStack(() => native().loadModel(abs, device, dtype));
-  return new Model(handle, abs, tokenizer);
+  return new Model(handle, abs, tokenizer, readConfigJson(abs));
 }
 
 /**
@@ -326,5 +463,5 @@ export async function createRandomModel(config: Record<string, unknown>, options
   if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('createRandomModel: seed', 'a non-negative integer', seed);
   const { device, dtype } = checkLoadOptions(rest);
   const handle = await withCallerStack(() => native().createRandomModel(JSON.stringify(config), device, dtype, seed));
-  return new Model(handle, undefined, undefined);
+  return new Model(handle, undefined, undefined, { ...config });
 }

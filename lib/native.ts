@@ -19,9 +19,95 @@ export interface NativeRuntimeInfo {
   cxxAbi: string;
 }
 
+/** Safetensors dtypes the addon reads and writes. */
+export type NativeSafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+/** One tensor as the addon exchanges it: `data` is a copy (F16/BF16 as raw bits, BOOL as bytes). */
+export interface NativeSafetensorsTensor {
+  dtype: NativeSafetensorsDtype;
+  shape: number[];
+  data: Float64Array | Float32Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+}
+
+export interface NativeSafetensorsContents {
+  metadata: Record<string, string>;
+  tensors: Record<string, NativeSafetensorsTensor>;
+}
+
+/** Sizes and structure of a loaded model, as the addon reports them. */
+export interface NativeModelConfig {
+  architecture: string;
+  family: string;
+  nLayers: number;
+  dModel: number;
+  dMlp: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  maxPositions: number;
+  gatedMlp: boolean;
+  tiedEmbeddings: boolean;
+  device: string;
+  dtype: string;
+  parameterCount: number;
+  bosTokenId: number;
+  eosTokenIds: number[];
+}
+
+export interface NativeActivation {
+  data: Float32Array;
+  shape: number[];
+}
+
+export interface NativeForwardResult {
+  logits: Float32Array;
+  shape: number[];
+  activations?: Record<string, NativeActivation>;
+}
+
+export interface NativeGenerateOptions {
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  seed: number;
+  stopIds: number[];
+}
+
+/** The addon's model object: every method is serialized on the model's own native thread. */
+export interface NativeModel {
+  config(): NativeModelConfig;
+  forward(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, capture: string[]): Promise<NativeForwardResult>;
+  generate(prompt: Int32Array, options: NativeGenerateOptions): Promise<Int32Array>;
+  tensorNames(): string[];
+  dispose(): Promise<void>;
+  /** Starts a statistics session over the named hook points (accumulated on the model's device). */
+  statsBegin(hooks: string[]): NativeStatsSession;
+  collectBatch(session: NativeStatsSession, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, tokens: number): Promise<void>;
+  statsExport(session: NativeStatsSession): Promise<NativeStatsExport>;
+  prune(ff: Int32Array[], attn: Int32Array[], ffMean: Float64Array[] | null, attnMean: Float64Array[] | null): Promise<{ ff: number[]; attn: number[] }>;
+  restore(): Promise<void>;
+  masks(): Promise<{ ff: Uint8Array[]; attn: Uint8Array[] }>;
+  saveWeights(dir: string, maxShardBytes: number): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
+}
+
+/** Opaque handle of a native statistics accumulator. */
+export type NativeStatsSession = { readonly __brand: 'NativeStatsSession' };
+
+export interface NativeStatsExport {
+  tokens: number;
+  hooks: Record<string, { sum: Float64Array; sumAbs: Float64Array; sumSq: Float64Array; sumSqrtAbs: Float64Array; countPositive: Float64Array }>;
+}
+
 export interface NativeBinding {
   setErrorClass(ctor: typeof ExciseError): void;
   runtimeInfo(): NativeRuntimeInfo;
+  loadModel(dir: string, device: string, dtype: string): Promise<NativeModel>;
+  createRandomModel(configJson: string, device: string, dtype: string, seed: number): Promise<NativeModel>;
+  /** Rejects with ExciseError (ERR_IO, ERR_SAFETENSORS_INVALID, ...). */
+  readSafetensors(path: string): Promise<NativeSafetensorsContents>;
+  /** Atomic write (temporary file + rename); rejects with ExciseError. */
+  writeSafetensors(path: string, tensors: Record<string, NativeSafetensorsTensor>, metadata?: Record<string, string>): Promise<void>;
   [name: string]: unknown;
 }
 

@@ -190,8 +190,10 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   at::Tensor keyValid;
   bool padded = false;
   if (opts.attentionMask.defined()) {
+    // The mask arrives on the CPU: decide "any padding?" there, without a device sync.
+    padded = !opts.attentionMask.to(at::kBool).all().item<bool>();
     keyValid = opts.attentionMask.to(device_).to(at::kBool);
-    padded = !keyValid.all().item<bool>();
+    if (padded && cache != nullptr) throw Error(code::kInvalidArgument, "padding is not supported with a KV cache");
   }
   HookContext ctx;
   if (padded) ctx.tokenMask = &keyValid;
@@ -255,7 +257,9 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     return allowed;
   };
 
-  for (int64_t L = 0; L < cfg_.nLayers; ++L) {
+  int64_t layers = cfg_.nLayers;
+  if (!opts.computeLogits && opts.stopAfterLayer >= 0) layers = std::min(layers, opts.stopAfterLayer + 1);
+  for (int64_t L = 0; L < layers; ++L) {
     const Block& b = blocks_[static_cast<size_t>(L)];
     at::Tensor mask = maskFor(cfg_.slidingWindow[static_cast<size_t>(L)]);
     const bool fast = !mask.defined() && past == 0;
@@ -271,7 +275,10 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
       x = b.ln2(x + mlp(L, b, x, opts, ctx));
     }
   }
-  if (cache != nullptr) cache->length = Sk;
+  if (cache != nullptr) {
+    if (layers != cfg_.nLayers) throw Error(code::kInternal, "a KV cache needs every layer");
+    cache->length = Sk;
+  }
   if (!opts.computeLogits) return at::Tensor();
 
   if (opts.lastTokenOnly) x = x.narrow(1, S - 1, 1);

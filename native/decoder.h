@@ -53,7 +53,8 @@ struct ForwardOptions {
   const HookSet* hooks = nullptr;
   KvCache* cache = nullptr;     // when set, keys/values are appended and positions continue after it
   bool lastTokenOnly = false;   // compute logits for the last position only (generation)
-  bool computeLogits = true;    // false: stop after the last block (statistics collection)
+  bool computeLogits = true;    // false: no final norm / LM head (statistics collection)
+  int64_t stopAfterLayer = -1;  // with computeLogits false: skip the layers after this one
 };
 
 class Decoder {

@@ -213,6 +213,13 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                      InstanceMethod<&ModelWrap::Generate>("generate"),
                                      InstanceMethod<&ModelWrap::TensorNames>("tensorNames"),
                                      InstanceMethod<&ModelWrap::Dispose>("dispose"),
+                                     InstanceMethod<&ModelWrap::StatsBegin>("statsBegin"),
+                                     InstanceMethod<&ModelWrap::CollectBatch>("collectBatch"),
+                                     InstanceMethod<&ModelWrap::StatsExport>("statsExport"),
+                                     InstanceMethod<&ModelWrap::Prune>("prune"),
+                                     InstanceMethod<&ModelWrap::Restore>("restore"),
+                                     InstanceMethod<&ModelWrap::Masks>("masks"),
+                                     InstanceMethod<&ModelWrap::SaveWeights>("saveWeights"),
                                  });
   GetAddonData(env).modelClass = Napi::Persistent(f);
   return f;
@@ -224,6 +231,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   }
   auto* d = info[0].As<Napi::External<std::shared_ptr<Decoder>>>().Data();
   decoder_ = *d;
+  prune_ = std::make_shared<PruneState>(decoder_->config());
   queue_ = std::make_unique<JobQueue>(info.Env());
 }
 

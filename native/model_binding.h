@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "decoder.h"
+#include "prune.h"
 #include "worker.h"
 
 namespace excise {
@@ -29,8 +30,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value TensorNames(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // Statistics (stats.h): a session accumulates on the device across collectBatch calls.
+  Napi::Value StatsBegin(const Napi::CallbackInfo& info);
+  Napi::Value CollectBatch(const Napi::CallbackInfo& info);
+  Napi::Value StatsExport(const Napi::CallbackInfo& info);
+  // Pruning (prune.h) and saving.
+  Napi::Value Prune(const Napi::CallbackInfo& info);
+  Napi::Value Restore(const Napi::CallbackInfo& info);
+  Napi::Value Masks(const Napi::CallbackInfo& info);
+  Napi::Value SaveWeights(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Decoder> decoder_;
+  std::shared_ptr<PruneState> prune_;
   std::unique_ptr<JobQueue> queue_;
 };
 

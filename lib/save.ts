@@ -1,0 +1,113 @@
+/**
+ * model.save(): a Hugging Face folder (config.json, safetensors weights, sharded above a size,
+ * tokenizer files) plus excise.json recording what was pruned and how. Written atomically: into a
+ * temporary sibling folder, then renamed into place. Never into the model's own source folder, and
+ * never over an existing folder unless asked to.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
+import type { NativeModel } from './native.js';
+
+export interface SaveOptions {
+  /** Replace an existing folder (default false). */
+  overwrite?: boolean;
+  /** Shard the weights above this many bytes per file (default 5 GB, as Hugging Face does). */
+  maxShardSize?: number;
+  /** Extra entries for excise.json (e.g. the pipeline's parameters and report). */
+  metadata?: Record<string, unknown>;
+}
+
+/** Files a model folder may carry besides its config and weights. */
+const TOKENIZER_FILES = [
+  'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt',
+  'tokenizer.model', 'added_tokens.json', 'generation_config.json',
+];
+
+export interface SaveSource {
+  handle: NativeModel;
+  sourceDir: string | undefined;
+  /** config.json as loaded (or as given to createRandomModel). */
+  config: Record<string, unknown>;
+  dtype: string;
+  excise: Record<string, unknown>;
+}
+
+function realOrResolved(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return resolve(p);
+  }
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
+}
+
+export async function saveModelFolder(src: SaveSource, dir: string, options: SaveOptions = {}): Promise<void> {
+  if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('save(dir)', 'a folder path', dir);
+  const allowed = ['overwrite', 'maxShardSize', 'metadata'];
+  for (const k of Object.keys(options)) {
+    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `save: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
+  }
+  const maxShard = options.maxShardSize ?? 5 * 1024 ** 3;
+  if (!Number.isInteger(maxShard) || maxShard < 1) throw invalidArgument('save: maxShardSize', 'a positive integer number of bytes', maxShard);
+  const target = realOrResolved(dir);
+  if (src.sourceDir) {
+    const source = realOrResolved(src.sourceDir);
+    if (isInside(target, source) || isInside(source, target)) {
+      throw new ExciseError('ERR_INVALID_ARGUMENT', `save: ${target} is or contains the model's source folder ${source}; save the pruned model elsewhere`);
+    }
+  }
+  const exists = existsSync(target);
+  if (exists && !options.overwrite) {
+    throw new ExciseError('ERR_OUTPUT_EXISTS', `save: ${target} already exists (pass { overwrite: true } to replace it)`);
+  }
+  const parent = dirname(target);
+  if (!existsSync(parent)) mkdirSync(parent, { recursive: true });
+  const tmp = join(parent, `.${basename(target)}.excise-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(tmp);
+  try {
+    const { files, weightMap, totalSize } = await withCallerStack(() => src.handle.saveWeights(tmp, maxShard));
+    if (files.length > 1) {
+      writeFileSync(join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
+    }
+    const config: Record<string, unknown> = { ...src.config };
+    // The weights are written in the model's dtype; say so where transformers looks.
+    if ('torch_dtype' in config && !('dtype' in config)) config.torch_dtype = src.dtype;
+    else config.dtype = src.dtype;
+    writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    if (src.sourceDir) {
+      for (const f of TOKENIZER_FILES) {
+        const from = join(src.sourceDir, f);
+        if (existsSync(from)) copyFileSync(from, join(tmp, f));
+      }
+    }
+    writeFileSync(join(tmp, 'excise.json'), JSON.stringify({ ...src.excise, ...(options.metadata ?? {}) }, null, 2) + '\n');
+    if (exists) {
+      // Replace: move the old folder aside, move the new one in, then delete the old one.
+      const old = join(parent, `.${basename(target)}.excise-old-${process.pid}-${randomBytes(4).toString('hex')}`);
+      renameSync(target, old);
+      try {
+        renameSync(tmp, target);
+      } catch (err) {
+        renameSync(old, target);
+        throw err;
+      }
+      rmSync(old, { recursive: true, force: true });
+    } else {
+      renameSync(tmp, target);
+    }
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (err instanceof ExciseError) throw err;
+    throw new ExciseError('ERR_IO', `save: could not write ${target}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function readConfigJson(dir: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+}

@@ -1,0 +1,346 @@
+// The method's jobs on a model: statistics collection, pruning, restore, masks and saving weights.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cstdio>
+
+#include "errors.h"
+#include "model_binding.h"
+#include "safetensors.h"
+#include "stats.h"
+
+namespace excise {
+namespace {
+
+using StatsHandle = std::shared_ptr<StatsAccumulator>;
+
+StatsHandle& SessionArg(const Napi::Value& v) {
+  if (!v.IsExternal()) throw Error(code::kInvalidArgument, "expected a statistics session");
+  return *v.As<Napi::External<StatsHandle>>().Data();
+}
+
+at::Tensor Int32Tensor(const Napi::Value& v, int64_t batch, int64_t seq, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Error(code::kInvalidArgument, std::string(what) + ": expected an Int32Array");
+  }
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  if (static_cast<int64_t>(a.ElementLength()) != batch * seq) throw Error(code::kInvalidArgument, std::string(what) + ": wrong length");
+  return at::from_blob(a.Data(), {batch, seq}, at::kInt).clone();
+}
+
+Napi::Float64Array ToFloat64Array(Napi::Env env, const at::Tensor& t) {
+  at::Tensor c = t.to(at::kDouble).to(at::kCPU).contiguous();
+  Napi::Float64Array out = Napi::Float64Array::New(env, static_cast<size_t>(c.numel()));
+  if (c.numel() > 0) std::memcpy(out.Data(), c.data_ptr<double>(), static_cast<size_t>(c.numel()) * sizeof(double));
+  return out;
+}
+
+// Per layer index lists from a JS array of Int32Arrays (or number arrays).
+std::vector<std::vector<int64_t>> LayerLists(const Napi::Value& v, const char* what) {
+  std::vector<std::vector<int64_t>> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) throw Error(code::kInvalidArgument, std::string(what) + ": expected one index list per layer");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t l = 0; l < a.Length(); ++l) {
+    Napi::Value e = a.Get(l);
+    std::vector<int64_t> list;
+    if (e.IsTypedArray() && e.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+      Napi::Int32Array ia = e.As<Napi::Int32Array>();
+      for (size_t i = 0; i < ia.ElementLength(); ++i) list.push_back(ia[i]);
+    } else if (e.IsArray()) {
+      Napi::Array ea = e.As<Napi::Array>();
+      for (uint32_t i = 0; i < ea.Length(); ++i) list.push_back(ea.Get(i).As<Napi::Number>().Int64Value());
+    } else {
+      throw Error(code::kInvalidArgument, std::string(what) + "[" + std::to_string(l) + "]: expected an array of indices");
+    }
+    out.push_back(std::move(list));
+  }
+  return out;
+}
+
+std::vector<std::vector<double>> LayerMeans(const Napi::Value& v) {
+  std::vector<std::vector<double>> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t l = 0; l < a.Length(); ++l) {
+    Napi::Float64Array f = a.Get(l).As<Napi::Float64Array>();
+    out.emplace_back(f.Data(), f.Data() + f.ElementLength());
+  }
+  return out;
+}
+
+class CollectJob : public Job {
+ public:
+  CollectJob(Napi::Env env, std::shared_ptr<Decoder> d, StatsHandle stats, at::Tensor ids, at::Tensor mask, int64_t tokens)
+      : Job(env), d_(std::move(d)), stats_(std::move(stats)), ids_(std::move(ids)), mask_(std::move(mask)), tokens_(tokens) {}
+
+  void Execute() override {
+    c10::InferenceMode guard;
+    StatsAccumulator* acc = stats_.get();
+    HookSet hooks(d_->config().nLayers, [acc](const HookPoint& p, const at::Tensor& act, const HookContext& ctx) {
+      acc->Accumulate(p, act, ctx);
+    });
+    for (const HookPoint& p : acc->points()) hooks.enable(p);
+    ForwardOptions opts;
+    opts.attentionMask = mask_;
+    opts.hooks = &hooks;
+    opts.computeLogits = false;
+    opts.stopAfterLayer = acc->lastLayer();
+    d_->forward(ids_.to(at::kLong).to(d_->device()), opts);
+    acc->tokens += tokens_;
+  }
+  Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  StatsHandle stats_;
+  at::Tensor ids_, mask_;
+  int64_t tokens_;
+};
+
+class StatsExportJob : public Job {
+ public:
+  StatsExportJob(Napi::Env env, StatsHandle stats) : Job(env), stats_(std::move(stats)) {}
+  void Execute() override {
+    for (const NeuronSums& s : stats_->sums()) {
+      if (!s.sum.defined()) {
+        cpu_.push_back({});
+        continue;
+      }
+      // One [5, width] float64 copy to the host.
+      cpu_.push_back({at::stack({s.sum, s.sumAbs, s.sumSq, s.sumSqrtAbs, s.countPositive.to(at::kDouble)}).to(at::kCPU)});
+    }
+  }
+  Napi::Value OnOK(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("tokens", static_cast<double>(stats_->tokens));
+    Napi::Object hooks = Napi::Object::New(env);
+    const auto& points = stats_->points();
+    for (size_t i = 0; i < points.size(); ++i) {
+      Napi::Object h = Napi::Object::New(env);
+      const at::Tensor& t = cpu_[i].packed;
+      static const char* kNames[] = {"sum", "sumAbs", "sumSq", "sumSqrtAbs", "countPositive"};
+      for (int64_t k = 0; k < 5; ++k) {
+        if (t.defined()) h.Set(kNames[k], ToFloat64Array(env, t[k]));
+      }
+      hooks.Set(HookName(points[i]), h);
+    }
+    out.Set("hooks", hooks);
+    return out;
+  }
+
+ private:
+  struct Packed {
+    at::Tensor packed;
+  };
+  StatsHandle stats_;
+  std::vector<Packed> cpu_;
+};
+
+class PruneJob : public Job {
+ public:
+  PruneJob(Napi::Env env, std::shared_ptr<Decoder> d, std::shared_ptr<PruneState> st, PruneRequest req)
+      : Job(env), d_(std::move(d)), st_(std::move(st)), req_(std::move(req)) {}
+  void Execute() override {
+    c10::InferenceMode guard;
+    result_ = st_->Apply(*d_, req_);
+  }
+  Napi::Value OnOK(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    auto arr = [&](const std::vector<int64_t>& v) {
+      Napi::Array a = Napi::Array::New(env, v.size());
+      for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), static_cast<double>(v[i]));
+      return a;
+    };
+    o.Set("ff", arr(result_.ffPruned));
+    o.Set("attn", arr(result_.attnPruned));
+    return o;
+  }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  std::shared_ptr<PruneState> st_;
+  PruneRequest req_;
+  PruneResult result_;
+};
+
+class RestoreJob : public Job {
+ public:
+  RestoreJob(Napi::Env env, std::shared_ptr<Decoder> d, std::shared_ptr<PruneState> st) : Job(env), d_(std::move(d)), st_(std::move(st)) {}
+  void Execute() override {
+    c10::InferenceMode guard;
+    st_->Restore();
+  }
+  Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  std::shared_ptr<PruneState> st_;
+};
+
+class MasksJob : public Job {
+ public:
+  MasksJob(Napi::Env env, std::shared_ptr<PruneState> st) : Job(env), st_(std::move(st)) {}
+  void Execute() override {
+    ff_ = st_->ffMask();
+    attn_ = st_->attnMask();
+  }
+  Napi::Value OnOK(Napi::Env env) override {
+    auto layers = [&](const std::vector<std::vector<uint8_t>>& m) {
+      Napi::Array a = Napi::Array::New(env, m.size());
+      for (size_t l = 0; l < m.size(); ++l) {
+        Napi::Uint8Array u = Napi::Uint8Array::New(env, m[l].size());
+        std::copy(m[l].begin(), m[l].end(), u.Data());
+        a.Set(static_cast<uint32_t>(l), u);
+      }
+      return a;
+    };
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ff", layers(ff_));
+    o.Set("attn", layers(attn_));
+    return o;
+  }
+
+ private:
+  std::shared_ptr<PruneState> st_;
+  std::vector<std::vector<uint8_t>> ff_, attn_;
+};
+
+// Writes the checkpoint tensors (under their own names) into `dir` as model.safetensors, or as
+// model-0000i-of-0000n.safetensors shards of at most maxShardBytes each (a tensor is never split).
+class SaveWeightsJob : public Job {
+ public:
+  SaveWeightsJob(Napi::Env env, std::shared_ptr<Decoder> d, std::string dir, int64_t maxShardBytes)
+      : Job(env), d_(std::move(d)), dir_(std::move(dir)), maxShardBytes_(maxShardBytes) {}
+
+  void Execute() override {
+    std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
+    int64_t shardBytes = 0;
+    for (const auto& [name, t] : d_->params()) {
+      const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+      if (shardBytes > 0 && shardBytes + bytes > maxShardBytes_) {
+        shards.emplace_back();
+        shardBytes = 0;
+      }
+      shards.back().emplace_back(name, t);
+      shardBytes += bytes;
+      total_ += bytes;
+    }
+    const size_t n = shards.size();
+    for (size_t i = 0; i < n; ++i) {
+      char file[64];
+      if (n == 1) {
+        std::snprintf(file, sizeof(file), "model.safetensors");
+      } else {
+        std::snprintf(file, sizeof(file), "model-%05zu-of-%05zu.safetensors", i + 1, n);
+      }
+      WriteSafetensors(dir_ + "/" + file, shards[i], {{"format", "pt"}});
+      files_.push_back(file);
+      for (const auto& p : shards[i]) weightMap_.emplace_back(p.first, file);
+    }
+  }
+  Napi::Value OnOK(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array files = Napi::Array::New(env, files_.size());
+    for (size_t i = 0; i < files_.size(); ++i) files.Set(static_cast<uint32_t>(i), files_[i]);
+    Napi::Object map = Napi::Object::New(env);
+    for (const auto& [name, file] : weightMap_) map.Set(name, file);
+    o.Set("files", files);
+    o.Set("weightMap", map);
+    o.Set("totalSize", static_cast<double>(total_));
+    return o;
+  }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  std::string dir_;
+  int64_t maxShardBytes_;
+  std::vector<std::string> files_;
+  std::vector<std::pair<std::string, std::string>> weightMap_;
+  int64_t total_ = 0;
+};
+
+}  // namespace
+
+// statsBegin(hookNames: string[]) -> session
+Napi::Value ModelWrap::StatsBegin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    std::vector<HookPoint> points;
+    Napi::Array names = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      const std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+      HookPoint p;
+      if (!ParseHookName(name, d->config().nLayers, &p)) throw Error(code::kInvalidArgument, "hooks: unknown hook point \"" + name + "\"");
+      points.push_back(p);
+    }
+    auto* handle = new StatsHandle(std::make_shared<StatsAccumulator>(std::move(points), d->config().nLayers));
+    return Napi::External<StatsHandle>::New(env, handle, [](Napi::Env, StatsHandle* h) { delete h; });
+  });
+}
+
+// collectBatch(session, ids: Int32Array, batch, seq, mask: Int32Array | null, tokens) -> Promise<void>
+Napi::Value ModelWrap::CollectBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    StatsHandle stats = SessionArg(info[0]);
+    const int64_t batch = info[2].As<Napi::Number>().Int64Value();
+    const int64_t seq = info[3].As<Napi::Number>().Int64Value();
+    at::Tensor ids = Int32Tensor(info[1], batch, seq, "ids");
+    at::Tensor mask;
+    if (info[4].IsTypedArray()) mask = Int32Tensor(info[4], batch, seq, "mask");
+    const int64_t tokens = info[5].As<Napi::Number>().Int64Value();
+    return Queue(env, std::make_unique<CollectJob>(env, d, std::move(stats), std::move(ids), std::move(mask), tokens));
+  });
+}
+
+Napi::Value ModelWrap::StatsExport(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    decoder();
+    return Queue(env, std::make_unique<StatsExportJob>(env, SessionArg(info[0])));
+  });
+}
+
+// prune(ff: per layer indices, attn: per layer indices, ffMean: Float64Array[] | null, attnMean)
+Napi::Value ModelWrap::Prune(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    PruneRequest req;
+    req.ff = LayerLists(info[0], "selection.ff");
+    req.attn = LayerLists(info[1], "selection.attn");
+    req.ffMean = LayerMeans(info[2]);
+    req.attnMean = LayerMeans(info[3]);
+    return Queue(env, std::make_unique<PruneJob>(env, d, prune_, std::move(req)));
+  });
+}
+
+Napi::Value ModelWrap::Restore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value { return Queue(env, std::make_unique<RestoreJob>(env, decoder(), prune_)); });
+}
+
+Napi::Value ModelWrap::Masks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    decoder();
+    return Queue(env, std::make_unique<MasksJob>(env, prune_));
+  });
+}
+
+// saveWeights(dir, maxShardBytes) -> Promise<{ files, weightMap, totalSize }>
+Napi::Value ModelWrap::SaveWeights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    const std::string dir = info[0].As<Napi::String>().Utf8Value();
+    const int64_t maxShard = info[1].As<Napi::Number>().Int64Value();
+    if (maxShard <= 0) throw Error(code::kInvalidArgument, "maxShardBytes must be positive");
+    return Queue(env, std::make_unique<SaveWeightsJob>(env, d, dir, maxShard));
+  });
+}
+
+}  // namespace excise

@@ -1,0 +1,41 @@
+// Activation statistics per neuron, accumulated on the model's device in float64 over every
+// non-padding token: count, sum x, sum |x|, sum x^2, count(x > 0), sum sqrt|x|. No activation is
+// kept: each hook reduces its batch at once and the activation is freed with the layer's step.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "hooks.h"
+
+namespace excise {
+
+struct NeuronSums {
+  at::Tensor sum, sumAbs, sumSq, sumSqrtAbs;  // [width] float64, on the model's device
+  at::Tensor countPositive;                   // [width] int64
+};
+
+class StatsAccumulator {
+ public:
+  StatsAccumulator(std::vector<HookPoint> points, int64_t nLayers) : points_(std::move(points)), slot_(nLayers * 2, -1) {
+    for (size_t i = 0; i < points_.size(); ++i) slot_[points_[i].layer * 2 + static_cast<int64_t>(points_[i].site)] = static_cast<int64_t>(i);
+    sums_.resize(points_.size());
+  }
+
+  const std::vector<HookPoint>& points() const { return points_; }
+  const std::vector<NeuronSums>& sums() const { return sums_; }
+  // Real (non-padding) tokens seen; the collect job adds each batch's count (known on the host).
+  int64_t tokens = 0;
+  // Deepest layer any point needs (the forward can stop after it).
+  int64_t lastLayer() const;
+
+  // The hook body: act [batch, seq, width]; ctx.tokenMask [batch, seq] or null (all real).
+  void Accumulate(const HookPoint& p, const at::Tensor& act, const HookContext& ctx);
+
+ private:
+  std::vector<HookPoint> points_;
+  std::vector<int64_t> slot_;  // layer*2+site -> index into points_/sums_
+  std::vector<NeuronSums> sums_;
+};
+
+}  // namespace excise
