@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <set>
@@ -146,6 +147,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
     ::close(fd);
     throw invalid("the file is " + std::to_string(fileSize) + " bytes, shorter than the 8-byte header length");
   }
+  // Note: like any mmap reader, a file truncated by another process while mapped would fault
+  // (SIGBUS) on access; safetensors files are treated as immutable once written (we write by rename).
   // MAP_PRIVATE + PROT_WRITE: tensors handed out may be edited in place (pruning does) and those
   // edits stay in this process (copy-on-write), never reaching the file. A read-only descriptor is
   // enough for a private mapping.
