@@ -1,5 +1,9 @@
 #include "stats.h"
 
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
 namespace excise {
 
 int64_t StatsAccumulator::lastLayer() const {
@@ -8,11 +12,75 @@ int64_t StatsAccumulator::lastLayer() const {
   return last;
 }
 
+namespace {
+
+// CPU: one fused pass over the activations (the ATen ops below take five passes in float64, which
+// on a CPU costs as much as the layer's matmuls). Columns are split across threads; each thread
+// streams the rows of its columns and accumulates all five sums in float64.
+void AccumulateCpu(const at::Tensor& act, const at::Tensor* tokenMask, NeuronSums& s) {
+  const int64_t width = act.size(-1);
+  at::Tensor x = act.reshape({-1, width}).to(at::kFloat).contiguous();  // [tokens, width]
+  const int64_t n = x.size(0);
+  at::Tensor maskT = tokenMask != nullptr ? tokenMask->reshape({-1}).to(at::kBool).contiguous() : at::Tensor();
+  const float* data = x.data_ptr<float>();
+  const bool* mask = maskT.defined() ? maskT.data_ptr<bool>() : nullptr;
+  double* sum = s.sum.data_ptr<double>();
+  double* sumAbs = s.sumAbs.data_ptr<double>();
+  double* sumSq = s.sumSq.data_ptr<double>();
+  double* sumSqrtAbs = s.sumSqrtAbs.data_ptr<double>();
+  int64_t* countPos = s.countPositive.data_ptr<int64_t>();
+  at::parallel_for(0, width, 256, [&](int64_t begin, int64_t end) {
+    const int64_t w = end - begin;
+    std::vector<double> a(static_cast<size_t>(w) * 4, 0.0);
+    std::vector<int64_t> c(static_cast<size_t>(w), 0);
+    double* as = a.data();
+    double* aa = as + w;
+    double* aq = aa + w;
+    double* ar = aq + w;
+    for (int64_t t = 0; t < n; ++t) {
+      if (mask != nullptr && !mask[t]) continue;
+      const float* row = data + t * width + begin;
+      for (int64_t j = 0; j < w; ++j) {
+        const double v = row[j];
+        const double av = std::fabs(v);
+        as[j] += v;
+        aa[j] += av;
+        aq[j] += v * v;
+        ar[j] += std::sqrt(av);
+        c[static_cast<size_t>(j)] += v > 0;
+      }
+    }
+    for (int64_t j = 0; j < w; ++j) {
+      sum[begin + j] += as[j];
+      sumAbs[begin + j] += aa[j];
+      sumSq[begin + j] += aq[j];
+      sumSqrtAbs[begin + j] += ar[j];
+      countPos[begin + j] += c[static_cast<size_t>(j)];
+    }
+  });
+}
+
+}  // namespace
+
 void StatsAccumulator::Accumulate(const HookPoint& p, const at::Tensor& act, const HookContext& ctx) {
   const int64_t idx = slot_[p.layer * 2 + static_cast<int64_t>(p.site)];
   if (idx < 0) return;
   const int64_t width = act.size(-1);
-  // Reduce this batch in float64 on the device; only [width] vectors survive the hook.
+  NeuronSums& s = sums_[static_cast<size_t>(idx)];
+  if (!s.sum.defined()) {
+    auto opts = act.options().dtype(at::kDouble);
+    s.sum = at::zeros({width}, opts);
+    s.sumAbs = at::zeros({width}, opts);
+    s.sumSq = at::zeros({width}, opts);
+    s.sumSqrtAbs = at::zeros({width}, opts);
+    s.countPositive = at::zeros({width}, opts.dtype(at::kLong));
+  }
+  if (act.device().is_cpu()) {
+    AccumulateCpu(act, ctx.tokenMask, s);
+    return;
+  }
+  // GPU: reduce this batch in float64 on the device with ATen (memory-bound passes, cheap next to
+  // the layer's matmuls); only [width] vectors survive the hook.
   at::Tensor x64 = act.reshape({-1, width}).to(at::kDouble);  // [tokens, width]
   if (ctx.tokenMask != nullptr) {
     // Zero the padding rows: a zero adds nothing to any sum and is not > 0. (Multiplying rather
@@ -20,15 +88,6 @@ void StatsAccumulator::Accumulate(const HookPoint& p, const at::Tensor& act, con
     x64 = x64 * ctx.tokenMask->reshape({-1, 1}).to(at::kDouble);
   }
   at::Tensor absX = x64.abs();
-  NeuronSums& s = sums_[static_cast<size_t>(idx)];
-  if (!s.sum.defined()) {
-    auto opts = x64.options();
-    s.sum = at::zeros({width}, opts);
-    s.sumAbs = at::zeros({width}, opts);
-    s.sumSq = at::zeros({width}, opts);
-    s.sumSqrtAbs = at::zeros({width}, opts);
-    s.countPositive = at::zeros({width}, opts.dtype(at::kLong));
-  }
   s.sum.add_(x64.sum(0));
   s.sumAbs.add_(absX.sum(0));
   s.sumSq.add_((x64 * x64).sum(0));

@@ -51,6 +51,10 @@ function checkEps(name: string, v: unknown): number {
 }
 
 export function scoreNeurons(forget: ActivationStats, retain: ActivationStats, options: ScoreOptions = {}): NeuronScores {
+  if (options === null || typeof options !== 'object') throw invalidArgument('scoreNeurons(forget, retain, options)', 'an options object', options);
+  if (typeof forget?.hook !== 'function' || typeof retain?.hook !== 'function') {
+    throw invalidArgument('scoreNeurons(forget, retain)', 'two ActivationStats (from model.collect)', typeof forget?.hook !== 'function' ? forget : retain);
+  }
   const allowed = ['ffScoring', 'attnScoring', 'ffEps', 'attnEps'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `scoreNeurons: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);

@@ -102,8 +102,9 @@ function selectHeads(layerScores: Float64Array[], frac: number, scope: 'global' 
 
 export function selectNeurons(scores: NeuronScores, options: SelectOptions): Selection {
   if (!scores || !Array.isArray(scores.ff) || !Array.isArray(scores.attn)) throw invalidArgument('selectNeurons(scores)', 'scores from scoreNeurons()', scores);
+  if (options === null || typeof options !== 'object') throw invalidArgument('selectNeurons(scores, options)', '{ ffFrac, attnFrac, ... }', options);
   const allowed = ['ffFrac', 'attnFrac', 'scope', 'attnUnit', 'headDim', 'pruned'];
-  for (const k of Object.keys(options ?? {})) {
+  for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `selectNeurons: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
   const ffFrac = checkFrac('ffFrac', options.ffFrac);
@@ -148,6 +149,11 @@ export interface RandomSelectionOptions {
  * random among the unpruned ones, reproducibly for a seed.
  */
 export function randomSelection(model: { config: { nLayers: number; dMlp: number; nHeads: number; headDim: number } }, options: RandomSelectionOptions): Selection {
+  if (options === null || typeof options !== 'object') throw invalidArgument('randomSelection(model, options)', '{ ffFrac, attnFrac, seed }', options);
+  const allowed = ['ffFrac', 'attnFrac', 'seed', 'pruned'];
+  for (const k of Object.keys(options)) {
+    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `randomSelection: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
+  }
   const ffFrac = checkFrac('ffFrac', options.ffFrac);
   const attnFrac = checkFrac('attnFrac', options.attnFrac);
   if (!Number.isInteger(options.seed) || options.seed < 0) throw invalidArgument('seed', 'a non-negative integer', options.seed);
