@@ -21,6 +21,7 @@ export {
 } from './model.js';
 export { ActivationStats, type NeuronStats, type NeuronSums } from './method/stats.js';
 export type { CollectOptions } from './method/collect.js';
+export { mostCommonTokens, type EvalResult, type EvaluateOptions } from './method/evaluate.js';
 export { scoreNeurons, importance, SCORINGS, type Scoring, type ScoreOptions, type NeuronScores } from './method/scoring.js';
 export { selectNeurons, randomSelection, countFor, type Selection, type SelectOptions, type RandomSelectionOptions, type PrunedMasks } from './method/selection.js';
 export type { DocumentSource } from './data/batches.js';

@@ -10,6 +10,8 @@ import { native, type NativeModel, type NativeModelConfig } from './native.js';
 import { Tokenizer } from './tokenizer.js';
 import type { DocumentSource } from './data/batches.js';
 import { collectStats, type CollectOptions } from './method/collect.js';
+import { evaluateModel, type EvalResult, type EvaluateOptions } from './method/evaluate.js';
+import type { DocumentProvider } from './data/batches.js';
 import type { ActivationStats } from './method/stats.js';
 import type { Selection } from './method/selection.js';
 import { readConfigJson, saveModelFolder, type SaveOptions } from './save.js';
@@ -291,10 +293,20 @@ export class Model {
    * Activation statistics of every hook point (or those named) over a dataset: texts (tokenized
    * with the model's tokenizer) or token-id sequences, truncated to maxLength and batched by length.
    */
-  async collect(source: DocumentSource, options: CollectOptions = {}): Promise<ActivationStats> {
+  async collect(source: DocumentSource | DocumentProvider, options: CollectOptions = {}): Promise<ActivationStats> {
     checkOptionsObject('collect(options)', options);
     const handle = this.live();
     return collectStats({ handle, tokenizer: this.tokenizerInstance, config: this.config, hookNames: this.hookNames() }, source, options);
+  }
+
+  /**
+   * Next-token metrics over a dataset (texts or token ids): loss, perplexity, top-1 and top-k
+   * accuracy, and the same accuracies skipping the evaluated tokens' 50 most common ids.
+   */
+  async evaluate(source: DocumentSource | DocumentProvider, options: EvaluateOptions = {}): Promise<EvalResult> {
+    checkOptionsObject('evaluate(options)', options);
+    const handle = this.live();
+    return evaluateModel({ handle, tokenizer: this.tokenizerInstance, config: this.config }, source, options);
   }
 
   /**

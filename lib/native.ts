@@ -88,6 +88,9 @@ export interface NativeModel {
   prune(ff: Int32Array[], attn: Int32Array[], ffMean: Float64Array[] | null, attnMean: Float64Array[] | null): Promise<{ ff: number[]; attn: number[] }>;
   restore(): Promise<void>;
   masks(): Promise<{ ff: Uint8Array[]; attn: Uint8Array[] }>;
+  evaluateBatch(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, skip: Int32Array, topK: number): Promise<{
+    tokens: number; lossSum: number; top1: number; topk: number; skipTokens: number; top1Skip: number; topkSkip: number;
+  }>;
   saveWeights(dir: string, maxShardBytes: number): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
 }
 

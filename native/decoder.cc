@@ -284,6 +284,7 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   if (opts.lastTokenOnly) x = x.narrow(1, S - 1, 1);
   if (hasFinalNorm) x = finalNorm(x);
   if (projOut.defined()) x = projOut(x);
+  if (opts.returnHidden) return x;
   return at::linear(x, lmHead);
 }
 

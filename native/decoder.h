@@ -55,6 +55,8 @@ struct ForwardOptions {
   bool lastTokenOnly = false;   // compute logits for the last position only (generation)
   bool computeLogits = true;    // false: no final norm / LM head (statistics collection)
   int64_t stopAfterLayer = -1;  // with computeLogits false: skip the layers after this one
+  bool returnHidden = false;    // return the final hidden states [batch, seq, embedDim] (after the
+                                // final norm and output projection) instead of logits
 };
 
 class Decoder {
@@ -85,6 +87,9 @@ class Decoder {
   at::Tensor forward(const at::Tensor& ids, const ForwardOptions& opts) const;
 
   int64_t parameterCount() const;
+
+  // Logits of final hidden states (see ForwardOptions::returnHidden): [..., embedDim] -> [..., vocab].
+  at::Tensor logitsOf(const at::Tensor& hidden) const { return at::linear(hidden, lmHead); }
 
  private:
   at::Tensor attention(int64_t layer, const Block& b, const at::Tensor& x, const at::Tensor& cos,

@@ -220,6 +220,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                      InstanceMethod<&ModelWrap::Restore>("restore"),
                                      InstanceMethod<&ModelWrap::Masks>("masks"),
                                      InstanceMethod<&ModelWrap::SaveWeights>("saveWeights"),
+                                     InstanceMethod<&ModelWrap::EvaluateBatch>("evaluateBatch"),
                                  });
   GetAddonData(env).modelClass = Napi::Persistent(f);
   return f;

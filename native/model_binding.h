@@ -39,6 +39,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Restore(const Napi::CallbackInfo& info);
   Napi::Value Masks(const Napi::CallbackInfo& info);
   Napi::Value SaveWeights(const Napi::CallbackInfo& info);
+  // Evaluation (eval.h): one batch's sums.
+  Napi::Value EvaluateBatch(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Decoder> decoder_;
   std::shared_ptr<PruneState> prune_;

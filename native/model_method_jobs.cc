@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "errors.h"
+#include "eval.h"
 #include "model_binding.h"
 #include "safetensors.h"
 #include "stats.h"
@@ -260,7 +261,53 @@ class SaveWeightsJob : public Job {
   int64_t total_ = 0;
 };
 
+class EvalJob : public Job {
+ public:
+  EvalJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask, std::vector<int64_t> skip, int64_t topK)
+      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)), skip_(std::move(skip)), topK_(topK) {}
+  void Execute() override {
+    c10::InferenceMode guard;
+    sums_ = EvaluateBatch(*d_, ids_.to(at::kLong), mask_, skip_, topK_);
+  }
+  Napi::Value OnOK(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("tokens", static_cast<double>(sums_.tokens));
+    o.Set("lossSum", sums_.lossSum);
+    o.Set("top1", static_cast<double>(sums_.top1));
+    o.Set("topk", static_cast<double>(sums_.topk));
+    o.Set("skipTokens", static_cast<double>(sums_.skipTokens));
+    o.Set("top1Skip", static_cast<double>(sums_.top1Skip));
+    o.Set("topkSkip", static_cast<double>(sums_.topkSkip));
+    return o;
+  }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  at::Tensor ids_, mask_;
+  std::vector<int64_t> skip_;
+  int64_t topK_;
+  EvalSums sums_;
+};
+
 }  // namespace
+
+// evaluateBatch(ids: Int32Array, batch, seq, mask: Int32Array | null, skip: Int32Array, topK) -> Promise<sums>
+Napi::Value ModelWrap::EvaluateBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    const int64_t batch = info[1].As<Napi::Number>().Int64Value();
+    const int64_t seq = info[2].As<Napi::Number>().Int64Value();
+    at::Tensor ids = Int32Tensor(info[0], batch, seq, "ids");
+    at::Tensor mask;
+    if (info[3].IsTypedArray()) mask = Int32Tensor(info[3], batch, seq, "mask");
+    Napi::Int32Array skipArr = info[4].As<Napi::Int32Array>();
+    std::vector<int64_t> skip(skipArr.Data(), skipArr.Data() + skipArr.ElementLength());
+    const int64_t topK = info[5].As<Napi::Number>().Int64Value();
+    if (topK < 1) throw Error(code::kInvalidArgument, "topK must be >= 1");
+    return Queue(env, std::make_unique<EvalJob>(env, d, std::move(ids), std::move(mask), std::move(skip), topK));
+  });
+}
 
 // statsBegin(hookNames: string[]) -> session
 Napi::Value ModelWrap::StatsBegin(const Napi::CallbackInfo& info) {

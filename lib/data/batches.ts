@@ -40,6 +40,19 @@ function isIterable(x: unknown): x is Iterable<unknown> {
   return x != null && typeof (x as Iterable<unknown>)[Symbol.iterator] === 'function' && typeof x !== 'string';
 }
 
+/** Anything with a re-iterable documents() stream (a Dataset from loadDataset()). */
+export interface DocumentProvider {
+  documents(): AsyncIterable<string | readonly number[]> | Iterable<string | readonly number[]>;
+}
+
+/** A Dataset's document stream, or the source itself. */
+export function asDocumentSource(source: unknown): unknown {
+  if (source !== null && typeof source === 'object' && typeof (source as DocumentProvider).documents === 'function') {
+    return (source as DocumentProvider).documents();
+  }
+  return source;
+}
+
 export function checkSource(source: unknown, name: string): asserts source is DocumentSource {
   if (!isAsyncIterable(source) && !isIterable(source)) {
     throw invalidArgument(name, 'an array or (async) iterable of texts or token-id arrays', source);

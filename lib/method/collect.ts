@@ -3,7 +3,7 @@
  * device. Batches stream through; only the per-neuron sums ever reach JS, once, at the end.
  */
 import { ExciseError, invalidArgument, withCallerStack } from '../errors.js';
-import { checkSource, tokenBatches, type DocumentSource } from '../data/batches.js';
+import { asDocumentSource, checkSource, tokenBatches, type DocumentProvider, type DocumentSource } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { ActivationStats, type NeuronSums } from './stats.js';
@@ -34,7 +34,8 @@ function positiveInt(name: string, v: unknown, allowInfinity = false): number {
   return v as number;
 }
 
-export async function collectStats(target: CollectTarget, source: DocumentSource, options: CollectOptions = {}): Promise<ActivationStats> {
+export async function collectStats(target: CollectTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: CollectOptions = {}): Promise<ActivationStats> {
+  const source = asDocumentSource(sourceOrDataset);
   const allowed = ['hooks', 'maxTokens', 'batchSize', 'maxLength', 'onProgress'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `collect: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);

@@ -1,0 +1,120 @@
+/**
+ * model.evaluate(): next-token top-1 / top-k accuracy, loss and perplexity, and the same accuracies
+ * over targets outside the dataset's most common tokens, computed natively on the device in chunks
+ * (no logits cross into JS).
+ */
+import { ExciseError, invalidArgument, withCallerStack } from '../errors.js';
+import { asDocumentSource, checkSource, tokenBatches, type DocumentProvider, type DocumentSource, type TokenBatch } from '../data/batches.js';
+import type { NativeModel } from '../native.js';
+import type { Tokenizer } from '../tokenizer.js';
+
+export interface EvaluateOptions {
+  /** Tokens to read from the source (default 100 000). */
+  maxTokens?: number;
+  /** k of the top-k accuracy (default 10). */
+  topK?: number;
+  /** Documents per batch (default 8). */
+  batchSize?: number;
+  /** Tokens per document at most (default: the model's context, at most 1024). */
+  maxLength?: number;
+  /** Token ids left out of top1Skip/topkSkip (default: the evaluated tokens' skipTopN most common). */
+  skipTokens?: readonly number[];
+  /** How many most common tokens to skip when skipTokens is not given (default 50). */
+  skipTopN?: number;
+  onProgress?: (tokens: number) => void;
+}
+
+export interface EvalResult {
+  /** Predicted positions (targets that are real tokens). */
+  tokens: number;
+  /** Mean cross-entropy, nats per token. */
+  loss: number;
+  /** exp(loss). */
+  perplexity: number;
+  /** Fraction of positions whose most likely next token is the target. */
+  top1: number;
+  /** Fraction of positions whose target is among the topK most likely. */
+  topk: number;
+  /** top1 over targets outside skipTokens. */
+  top1Skip: number;
+  /** topk over targets outside skipTokens. */
+  topkSkip: number;
+  /** Positions counted by the *Skip accuracies. */
+  skipCounted: number;
+  topK: number;
+  /** The token ids left out of the *Skip accuracies. */
+  skipTokens: number[];
+}
+
+export interface EvaluateTarget {
+  handle: NativeModel;
+  tokenizer: Tokenizer | undefined;
+  config: { vocabSize: number; maxPositions: number };
+}
+
+function positiveInt(name: string, v: unknown): number {
+  if (!Number.isInteger(v) || (v as number) < 1) throw invalidArgument(name, 'a positive integer', v);
+  return v as number;
+}
+
+/** The n most frequent token ids in the batches (ties: lower id first). */
+export function mostCommonTokens(batches: readonly TokenBatch[], n: number): number[] {
+  const counts = new Map<number, number>();
+  for (const b of batches) {
+    for (let i = 0; i < b.data.length; i++) {
+      if (b.mask && b.mask[i] === 0) continue;
+      counts.set(b.data[i], (counts.get(b.data[i]) ?? 0) + 1);
+    }
+  }
+  return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, n).map(([id]) => id);
+}
+
+export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: EvaluateOptions = {}): Promise<EvalResult> {
+  const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'skipTokens', 'skipTopN', 'onProgress'];
+  for (const k of Object.keys(options)) {
+    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
+  }
+  const source = asDocumentSource(sourceOrDataset);
+  checkSource(source, 'evaluate(source)');
+  const { config } = target;
+  const maxTokens = options.maxTokens === Infinity ? Infinity : positiveInt('evaluate: maxTokens', options.maxTokens ?? 100_000);
+  const topK = positiveInt('evaluate: topK', options.topK ?? 10);
+  const batchSize = positiveInt('evaluate: batchSize', options.batchSize ?? 8);
+  const maxLength = positiveInt('evaluate: maxLength', options.maxLength ?? Math.min(config.maxPositions, 1024));
+  if (maxLength > config.maxPositions) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: maxLength ${maxLength} exceeds the model's ${config.maxPositions} positions`);
+  const skipTopN = options.skipTopN ?? 50;
+  if (!Number.isInteger(skipTopN) || skipTopN < 0) throw invalidArgument('evaluate: skipTopN', 'an integer >= 0', skipTopN);
+  if (options.skipTokens !== undefined && (!Array.isArray(options.skipTokens) || !options.skipTokens.every((t) => Number.isInteger(t)))) {
+    throw invalidArgument('evaluate: skipTokens', 'an array of token ids', options.skipTokens);
+  }
+
+  // The evaluated tokens are read first (maxTokens ids: small), so the most common ones are known.
+  const batches: TokenBatch[] = [];
+  for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize })) batches.push(b);
+  if (batches.length === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'evaluate: the source has no tokens');
+  const skipTokens = options.skipTokens ? [...options.skipTokens] : mostCommonTokens(batches, skipTopN);
+  const skip = Int32Array.from(skipTokens);
+
+  let tokens = 0, lossSum = 0, top1 = 0, topk = 0, skipCounted = 0, top1Skip = 0, topkSkip = 0, done = 0;
+  for (const b of batches) {
+    const r = await withCallerStack(() => target.handle.evaluateBatch(b.data, b.batch, b.seq, b.mask, skip, topK));
+    tokens += r.tokens; lossSum += r.lossSum; top1 += r.top1; topk += r.topk;
+    skipCounted += r.skipTokens; top1Skip += r.top1Skip; topkSkip += r.topkSkip;
+    done += b.tokens;
+    options.onProgress?.(done);
+  }
+  if (tokens === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'evaluate: no document has two or more tokens, so nothing can be predicted');
+  const loss = lossSum / tokens;
+  return {
+    tokens,
+    loss,
+    perplexity: Math.exp(loss),
+    top1: top1 / tokens,
+    topk: topk / tokens,
+    top1Skip: skipCounted > 0 ? top1Skip / skipCounted : NaN,
+    topkSkip: skipCounted > 0 ? topkSkip / skipCounted : NaN,
+    skipCounted,
+    topK,
+    skipTokens,
+  };
+}

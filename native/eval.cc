@@ -1,0 +1,64 @@
+#include "eval.h"
+
+#include "errors.h"
+
+namespace excise {
+
+EvalSums EvaluateBatch(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask, const std::vector<int64_t>& skip,
+                       int64_t topK) {
+  EvalSums out;
+  const int64_t B = ids.size(0), S = ids.size(1);
+  if (S < 2) return out;
+  ForwardOptions opts;
+  opts.attentionMask = mask;
+  opts.returnHidden = true;
+  const at::Device dev = d.device();
+  at::Tensor idsDev = ids.to(dev);
+  at::Tensor hidden = d.forward(idsDev, opts);  // [B, S, E]
+  const int64_t E = hidden.size(-1);
+
+  // Position t predicts token t + 1; a prediction counts when its target is a real token (with right
+  // padding the input at t is then real too). Select those positions on the host-known mask.
+  at::Tensor valid = mask.defined() ? mask.narrow(1, 1, S - 1).to(at::kBool) : at::ones({B, S - 1}, at::kBool);
+  at::Tensor rows = valid.reshape({-1}).nonzero().reshape({-1});  // CPU
+  out.tokens = rows.numel();
+  if (out.tokens == 0) return out;
+  at::Tensor rowsDev = rows.to(dev);
+  at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, E}).index_select(0, rowsDev);      // [N, E]
+  at::Tensor targets = idsDev.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rowsDev);  // [N]
+  at::Tensor skipSet = at::tensor(skip.empty() ? std::vector<int64_t>{-1} : skip, at::TensorOptions().dtype(at::kLong)).to(dev);
+  at::Tensor counted = at::isin(targets, skipSet).logical_not();  // [N]
+
+  const int64_t k = std::min<int64_t>(topK, d.config().vocabSize);
+  const int64_t chunk = 1024;
+  auto dopts = at::TensorOptions().dtype(at::kDouble).device(dev);
+  at::Tensor loss = at::zeros({}, dopts), top1 = at::zeros({}, dopts), topk = at::zeros({}, dopts);
+  at::Tensor top1s = at::zeros({}, dopts), topks = at::zeros({}, dopts), nSkip = at::zeros({}, dopts);
+  for (int64_t start = 0; start < out.tokens; start += chunk) {
+    const int64_t n = std::min(chunk, out.tokens - start);
+    at::Tensor logits = d.logitsOf(h.narrow(0, start, n)).to(at::kFloat);  // [n, vocab]
+    at::Tensor t = targets.narrow(0, start, n);
+    at::Tensor c = counted.narrow(0, start, n);
+    at::Tensor lse = at::logsumexp(logits, {1});
+    loss += (lse - logits.gather(1, t.unsqueeze(1)).squeeze(1)).to(at::kDouble).sum();
+    at::Tensor best = std::get<1>(logits.topk(k, 1));  // [n, k], best first
+    at::Tensor hit1 = best.select(1, 0).eq(t);
+    at::Tensor hitk = best.eq(t.unsqueeze(1)).any(1);
+    top1 += hit1.sum().to(at::kDouble);
+    topk += hitk.sum().to(at::kDouble);
+    top1s += hit1.logical_and(c).sum().to(at::kDouble);
+    topks += hitk.logical_and(c).sum().to(at::kDouble);
+    nSkip += c.sum().to(at::kDouble);
+  }
+  at::Tensor all = at::stack({loss, top1, topk, top1s, topks, nSkip}).to(at::kCPU);
+  const double* v = all.data_ptr<double>();
+  out.lossSum = v[0];
+  out.top1 = static_cast<int64_t>(v[1]);
+  out.topk = static_cast<int64_t>(v[2]);
+  out.top1Skip = static_cast<int64_t>(v[3]);
+  out.topkSkip = static_cast<int64_t>(v[4]);
+  out.skipTokens = static_cast<int64_t>(v[5]);
+  return out;
+}
+
+}  // namespace excise
