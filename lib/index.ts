@@ -29,3 +29,11 @@ export type { SaveOptions } from './save.js';
 export { Tokenizer } from './tokenizer.js';
 export { readSafetensors, writeSafetensors, type SafetensorsTensor, type SafetensorsContents, type SafetensorsDtype } from './safetensors.js';
 export { runtimeInfo, type RuntimeInfo } from './runtime.js';
+export {
+  loadDataset, datasetFromTexts, toDataset, isDataset, splitDataset, shuffleDataset, sameData,
+  type Dataset, type DatasetOptions, type DatasetLike, type SplitOptions, type ShuffleOptions,
+} from './data/datasets.js';
+export {
+  selectivePrune, neuronsPerStep,
+  type SelectivePruneOptions, type PruneReport, type StepReport, type SetMetrics, type PipelineState, type ProgressEvent, type StopWhen, type DatasetInput,
+} from './pipeline.js';

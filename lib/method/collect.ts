@@ -19,6 +19,8 @@ export interface CollectOptions {
   maxLength?: number;
   /** Called after each batch with the tokens done so far. */
   onProgress?: (tokens: number) => void;
+  /** Stops after the current batch (ExciseError ERR_ABORTED). */
+  signal?: AbortSignal;
 }
 
 export interface CollectTarget {
@@ -36,7 +38,7 @@ function positiveInt(name: string, v: unknown, allowInfinity = false): number {
 
 export async function collectStats(target: CollectTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: CollectOptions = {}): Promise<ActivationStats> {
   const source = asDocumentSource(sourceOrDataset);
-  const allowed = ['hooks', 'maxTokens', 'batchSize', 'maxLength', 'onProgress'];
+  const allowed = ['hooks', 'maxTokens', 'batchSize', 'maxLength', 'onProgress', 'signal'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `collect: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
@@ -60,6 +62,10 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   // Keep at most two batches queued natively: enough to keep the device busy, bounded memory.
   const inFlight: Promise<void>[] = [];
   for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize })) {
+    if (options.signal?.aborted) {
+      await Promise.allSettled(inFlight);
+      throw new ExciseError('ERR_ABORTED', 'collect: aborted');
+    }
     inFlight.push(withCallerStack(() => target.handle.collectBatch(session, b.data, b.batch, b.seq, b.mask, b.tokens)));
     tokens += b.tokens;
     if (inFlight.length >= 2) await inFlight.shift();

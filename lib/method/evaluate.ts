@@ -22,6 +22,8 @@ export interface EvaluateOptions {
   /** How many most common tokens to skip when skipTokens is not given (default 50). */
   skipTopN?: number;
   onProgress?: (tokens: number) => void;
+  /** Stops after the current batch (ExciseError ERR_ABORTED). */
+  signal?: AbortSignal;
 }
 
 export interface EvalResult {
@@ -35,10 +37,10 @@ export interface EvalResult {
   top1: number;
   /** Fraction of positions whose target is among the topK most likely. */
   topk: number;
-  /** top1 over targets outside skipTokens. */
-  top1Skip: number;
-  /** topk over targets outside skipTokens. */
-  topkSkip: number;
+  /** top1 over targets outside skipTokens (null when every target is one of them). */
+  top1Skip: number | null;
+  /** topk over targets outside skipTokens (null when every target is one of them). */
+  topkSkip: number | null;
   /** Positions counted by the *Skip accuracies. */
   skipCounted: number;
   topK: number;
@@ -70,7 +72,7 @@ export function mostCommonTokens(batches: readonly TokenBatch[], n: number): num
 }
 
 export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: EvaluateOptions = {}): Promise<EvalResult> {
-  const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'skipTokens', 'skipTopN', 'onProgress'];
+  const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'skipTokens', 'skipTopN', 'onProgress', 'signal'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
@@ -97,6 +99,7 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
 
   let tokens = 0, lossSum = 0, top1 = 0, topk = 0, skipCounted = 0, top1Skip = 0, topkSkip = 0, done = 0;
   for (const b of batches) {
+    if (options.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'evaluate: aborted');
     const r = await withCallerStack(() => target.handle.evaluateBatch(b.data, b.batch, b.seq, b.mask, skip, topK));
     tokens += r.tokens; lossSum += r.lossSum; top1 += r.top1; topk += r.topk;
     skipCounted += r.skipTokens; top1Skip += r.top1Skip; topkSkip += r.topkSkip;
@@ -111,8 +114,8 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
     perplexity: Math.exp(loss),
     top1: top1 / tokens,
     topk: topk / tokens,
-    top1Skip: skipCounted > 0 ? top1Skip / skipCounted : NaN,
-    topkSkip: skipCounted > 0 ? topkSkip / skipCounted : NaN,
+    top1Skip: skipCounted > 0 ? top1Skip / skipCounted : null,
+    topkSkip: skipCounted > 0 ? topkSkip / skipCounted : null,
     skipCounted,
     topK,
     skipTokens,
