@@ -37,3 +37,4 @@ export {
   selectivePrune, neuronsPerStep,
   type SelectivePruneOptions, type PruneReport, type StepReport, type SetMetrics, type PipelineState, type ProgressEvent, type StopWhen, type DatasetInput,
 } from './pipeline.js';
+export { formatStepsTable, renderPlotSvg, renderPlotPng, writeReport, PLOT_WIDTH, PLOT_HEIGHT, type PngOptions } from './report/index.js';

@@ -17,7 +17,9 @@ using StatsHandle = std::shared_ptr<StatsAccumulator>;
 
 StatsHandle& SessionArg(const Napi::Value& v) {
   if (!v.IsExternal()) throw Error(code::kInvalidArgument, "expected a statistics session");
-  return *v.As<Napi::External<StatsHandle>>().Data();
+  StatsHandle& h = *v.As<Napi::External<StatsHandle>>().Data();
+  if (!h) throw Error(code::kInvalidArgument, "this statistics session has already been exported");
+  return h;
 }
 
 at::Tensor Int32Tensor(const Napi::Value& v, int64_t batch, int64_t seq, const char* what) {
@@ -347,7 +349,12 @@ Napi::Value ModelWrap::StatsExport(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     decoder();
-    return Queue(env, std::make_unique<StatsExportJob>(env, SessionArg(info[0])));
+    StatsHandle& session = SessionArg(info[0]);
+    Napi::Promise p = Queue(env, std::make_unique<StatsExportJob>(env, session));
+    // The job holds the accumulator until it is exported; the session lets go now, so the device
+    // memory is freed as soon as the export finishes rather than whenever JS collects the handle.
+    session.reset();
+    return p;
   });
 }
 

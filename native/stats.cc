@@ -29,35 +29,37 @@ void AccumulateCpu(const at::Tensor& act, const at::Tensor* tokenMask, NeuronSum
   double* sumSq = s.sumSq.data_ptr<double>();
   double* sumSqrtAbs = s.sumSqrtAbs.data_ptr<double>();
   int64_t* countPos = s.countPositive.data_ptr<int64_t>();
+  // Per-batch partial sums, one slot per column: chunks own disjoint columns, so threads never share
+  // a slot and nothing is allocated inside the parallel region.
+  s.scratch.assign(static_cast<size_t>(width) * 4, 0.0);
+  s.scratchPos.assign(static_cast<size_t>(width), 0);
+  double* as = s.scratch.data();
+  double* aa = as + width;
+  double* aq = aa + width;
+  double* ar = aq + width;
+  int64_t* ac = s.scratchPos.data();
   at::parallel_for(0, width, 256, [&](int64_t begin, int64_t end) {
-    const int64_t w = end - begin;
-    std::vector<double> a(static_cast<size_t>(w) * 4, 0.0);
-    std::vector<int64_t> c(static_cast<size_t>(w), 0);
-    double* as = a.data();
-    double* aa = as + w;
-    double* aq = aa + w;
-    double* ar = aq + w;
     for (int64_t t = 0; t < n; ++t) {
       if (mask != nullptr && !mask[t]) continue;
-      const float* row = data + t * width + begin;
-      for (int64_t j = 0; j < w; ++j) {
+      const float* row = data + t * width;
+      for (int64_t j = begin; j < end; ++j) {
         const double v = row[j];
         const double av = std::fabs(v);
         as[j] += v;
         aa[j] += av;
         aq[j] += v * v;
         ar[j] += std::sqrt(av);
-        c[static_cast<size_t>(j)] += v > 0;
+        ac[j] += v > 0;
       }
     }
-    for (int64_t j = 0; j < w; ++j) {
-      sum[begin + j] += as[j];
-      sumAbs[begin + j] += aa[j];
-      sumSq[begin + j] += aq[j];
-      sumSqrtAbs[begin + j] += ar[j];
-      countPos[begin + j] += c[static_cast<size_t>(j)];
-    }
   });
+  for (int64_t j = 0; j < width; ++j) {
+    sum[j] += as[j];
+    sumAbs[j] += aa[j];
+    sumSq[j] += aq[j];
+    sumSqrtAbs[j] += ar[j];
+    countPos[j] += ac[j];
+  }
 }
 
 }  // namespace

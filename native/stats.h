@@ -13,6 +13,9 @@ namespace excise {
 struct NeuronSums {
   at::Tensor sum, sumAbs, sumSq, sumSqrtAbs;  // [width] float64, on the model's device
   at::Tensor countPositive;                   // [width] int64
+  // CPU only: per-batch partial sums, allocated once (allocating them per call fragments the heap).
+  std::vector<double> scratch;      // [4 * width]
+  std::vector<int64_t> scratchPos;  // [width]
 };
 
 class StatsAccumulator {

@@ -1,0 +1,129 @@
+/**
+ * Argument parsing shared by the commands: node:util parseArgs in strict mode with one-line
+ * messages, and parsers for the numeric flags.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ExciseError } from '../errors.js';
+import { validateDevice, validateDtype, type Dtype } from '../model.js';
+
+/** A mistake in the command line: reported as `excise: <message>`, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+export type ParsedValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+/** Parses `argv` strictly; unknown flags, missing values and stray arguments are UsageErrors. */
+export function parseCommandArgs(command: string, argv: string[], options: OptionSpec, allowPositionals = false): { values: ParsedValues; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals });
+    return { values: values as ParsedValues, positionals };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const quoted = /'([^']*)'/.exec(e.message ?? '')?.[1];
+    switch (e.code) {
+      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+        throw new UsageError(`unknown option ${quoted ?? ''} for "excise ${command}" (see "excise ${command} --help")`);
+      case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+        throw new UsageError(`unexpected argument ${JSON.stringify(quoted ?? '')} for "excise ${command}" (see "excise ${command} --help")`);
+      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+        const opt = quoted?.split(' ')[0] ?? 'the option';
+        if (/ambiguous/.test(e.message)) throw new UsageError(`${opt}: a value starting with "-" must be written ${opt}=VALUE`);
+        if (/argument missing/.test(e.message)) throw new UsageError(`${opt} needs a value (see "excise ${command} --help")`);
+        if (/does not take an argument/.test(e.message)) throw new UsageError(`${opt} takes no value (see "excise ${command} --help")`);
+        throw new UsageError(String(e.message).split('\n')[0]);
+      }
+      default:
+        throw err;
+    }
+  }
+}
+
+export function str(values: ParsedValues, name: string): string | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new UsageError(`--${name} expects a value`);
+  if (v.length === 0) throw new UsageError(`--${name}: expected a non-empty value`);
+  return v;
+}
+
+export function requireStr(values: ParsedValues, name: string, command: string): string {
+  const v = str(values, name);
+  if (v === undefined) throw new UsageError(`missing required option --${name} for "excise ${command}" (see "excise ${command} --help")`);
+  return v;
+}
+
+export function flag(values: ParsedValues, name: string): boolean {
+  return values[name] === true;
+}
+
+/** A fraction in [0, 1] with allowZero, else in (0, 1]. */
+export function parseFraction(name: string, text: string, { allowZero }: { allowZero: boolean }): number {
+  const v = text.trim() === '' ? NaN : Number(text);
+  if (!Number.isFinite(v) || v > 1 || (allowZero ? v < 0 : v <= 0)) {
+    throw new UsageError(`--${name}: expected a fraction in ${allowZero ? '[0, 1]' : '(0, 1]'}, received ${JSON.stringify(text)}`);
+  }
+  return v;
+}
+
+/**
+ * A positive (or, with allowZero, non-negative) integer; "100_000", "100k" and "2M" are accepted
+ * for token counts.
+ */
+export function parseCount(name: string, text: string, { allowZero = false, suffixes = false } = {}): number {
+  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(text.replace(/_/g, '').trim());
+  let v = NaN;
+  if (m && (suffixes || m[2] === '')) {
+    const mult = m[2] === '' ? 1 : m[2].toLowerCase() === 'k' ? 1e3 : 1e6;
+    v = Number(m[1]) * mult;
+  }
+  if (!Number.isSafeInteger(v) || (allowZero ? v < 0 : v < 1)) {
+    throw new UsageError(`--${name}: expected ${allowZero ? 'a non-negative' : 'a positive'} integer${suffixes ? ' (e.g. 5000, 100k, 2M)' : ''}, received ${JSON.stringify(text)}`);
+  }
+  return v;
+}
+
+export function parseDevice(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return validateDevice(text);
+  } catch (err) {
+    if (err instanceof ExciseError) throw new UsageError(`--device: expected cpu, cuda or cuda:N, received ${JSON.stringify(text)}`);
+    throw err;
+  }
+}
+
+export function parseDtype(text: string | undefined): Dtype | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return validateDtype(text);
+  } catch (err) {
+    if (err instanceof ExciseError) throw new UsageError(`--dtype: expected float32, float16 or bfloat16, received ${JSON.stringify(text)}`);
+    throw err;
+  }
+}
+
+/** The common --device / --dtype pair as loadModel options. */
+export function loadOptions(values: ParsedValues): { device?: string; dtype?: Dtype } {
+  const device = parseDevice(str(values, 'device'));
+  const dtype = parseDtype(str(values, 'dtype'));
+  return { ...(device ? { device } : {}), ...(dtype ? { dtype } : {}) };
+}
+
+export const MODEL_OPTIONS: OptionSpec = {
+  device: { type: 'string' },
+  dtype: { type: 'string' },
+};
+
+/** Whether argv asks for help (before a "--" terminator). */
+export function wantsHelp(argv: string[]): boolean {
+  for (const a of argv) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
+  }
+  return false;
+}

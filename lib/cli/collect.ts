@@ -1,0 +1,84 @@
+/**
+ * excise collect: activation statistics of a model over a dataset, saved as safetensors (to be
+ * merged with `excise merge`, e.g. shards collected on several machines).
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ExciseError } from '../errors.js';
+import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, UsageError, type OptionSpec } from './args.js';
+import { checkMaxLength, loadTextModel, openDataset, type CliIO, type Command } from './common.js';
+
+const OPTIONS: OptionSpec = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  tokens: { type: 'string' },
+  hooks: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'max-length': { type: 'string' },
+  overwrite: { type: 'boolean' },
+  ...MODEL_OPTIONS,
+};
+
+const HELP = `Usage: excise collect --model DIR --data SPEC --out STATS.safetensors [options]
+
+Collects per-neuron activation statistics (float64 sums: count, sum, sum |x|, sum x^2, sum sqrt|x|,
+count x > 0) over a dataset and saves them. Shards merge exactly with "excise merge".
+
+  --model DIR          Hugging Face model folder (with tokenizer.json)
+  --data SPEC          .txt, .jsonl, .jsonl.gz, .parquet or a folder of these
+  --out FILE           the statistics file to write (.safetensors)
+  --tokens N           tokens to read at most (default: the whole dataset)
+  --hooks LIST         comma-separated hook points, e.g. blocks.0.mlp.pre_out,blocks.1.attn.pre_out;
+                       "mlp" / "attn" stand for every layer's (default: all)
+  --batch-size N       documents per batch (default 8)
+  --max-length N       tokens per document at most
+  --overwrite          replace an existing --out file
+  --device D           cpu (default), cuda or cuda:N
+  --dtype T            float32, float16 or bfloat16
+`;
+
+export const collectCommand: Command = {
+  name: 'collect',
+  summary: 'collect activation statistics over a dataset into a .safetensors file',
+  help: HELP,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values } = parseCommandArgs('collect', argv, OPTIONS);
+    const modelDir = requireStr(values, 'model', 'collect');
+    const dataSpec = requireStr(values, 'data', 'collect');
+    const out = resolve(requireStr(values, 'out', 'collect'));
+    const tokens = str(values, 'tokens') !== undefined ? parseCount('tokens', str(values, 'tokens')!, { suffixes: true }) : undefined;
+    const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
+    const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
+    const hookList = str(values, 'hooks')?.split(',').map((h) => h.trim()).filter((h) => h.length > 0);
+    if (hookList !== undefined && hookList.length === 0) throw new UsageError('--hooks: expected a comma-separated list of hook points');
+    if (existsSync(out) && !flag(values, 'overwrite')) throw new ExciseError('ERR_OUTPUT_EXISTS', `--out ${out} already exists (pass --overwrite to replace it)`);
+    const load = loadOptions(values);
+    const data = await openDataset('--data', dataSpec);
+    const model = await loadTextModel(modelDir, load);
+    try {
+      checkMaxLength(model, maxLength);
+      let hooks: string[] | undefined;
+      if (hookList) {
+        hooks = [];
+        for (const h of hookList) {
+          if (h === 'mlp' || h === 'attn') hooks.push(...model.hookNames().filter((n) => n.endsWith(`.${h}.pre_out`)));
+          else if ((model.hookNames() as string[]).includes(h)) hooks.push(h);
+          else throw new UsageError(`--hooks: unknown hook point ${JSON.stringify(h)} (expected blocks.{0..${model.config.nLayers - 1}}.mlp.pre_out, blocks.{L}.attn.pre_out, mlp or attn)`);
+        }
+        hooks = [...new Set(hooks)];
+      }
+      const stats = await model.collect(data, {
+        hooks, maxTokens: tokens, batchSize, maxLength,
+        onProgress: (done) => io.progress.update(`collecting ${data.name}`, done, tokens ?? Infinity),
+      });
+      io.progress.clear();
+      await stats.save(out);
+      io.stdout.write(`collected ${stats.hookNames.length} hook points over ${stats.tokens} tokens of ${data.source}\nwrote ${out}\n`);
+      return 0;
+    } finally {
+      io.progress.clear();
+      await model.dispose();
+    }
+  },
+};

@@ -1,0 +1,81 @@
+/**
+ * excise eval: next-token metrics of a model on a dataset (the whole dataset, up to --tokens).
+ */
+import { percent } from '../report/table.js';
+import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, type OptionSpec } from './args.js';
+import { checkMaxLength, loadTextModel, openDataset, type CliIO, type Command } from './common.js';
+
+const OPTIONS: OptionSpec = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  tokens: { type: 'string' },
+  'top-k': { type: 'string' },
+  'batch-size': { type: 'string' },
+  'max-length': { type: 'string' },
+  json: { type: 'boolean' },
+  ...MODEL_OPTIONS,
+};
+
+const HELP = `Usage: excise eval --model DIR --data SPEC [options]
+
+Evaluates next-token prediction on a dataset: loss, perplexity, top-1 and top-k accuracy, and the
+same accuracies over targets outside the 50 most common tokens of the evaluated text.
+
+  --model DIR          Hugging Face model folder (with tokenizer.json)
+  --data SPEC          .txt, .jsonl, .jsonl.gz, .parquet or a folder of these
+  --tokens N           tokens to evaluate at most (default 100k)
+  --top-k K            k of the top-k accuracy (default 10)
+  --batch-size N       documents per batch (default 8)
+  --max-length N       tokens per document at most
+  --device D           cpu (default), cuda or cuda:N
+  --dtype T            float32, float16 or bfloat16
+  --json               print the metrics as JSON
+`;
+
+export const evalCommand: Command = {
+  name: 'eval',
+  summary: 'loss, perplexity and top-1 / top-k accuracy of a model on a dataset',
+  help: HELP,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values } = parseCommandArgs('eval', argv, OPTIONS);
+    const modelDir = requireStr(values, 'model', 'eval');
+    const dataSpec = requireStr(values, 'data', 'eval');
+    const tokens = parseCount('tokens', str(values, 'tokens') ?? '100000', { suffixes: true });
+    const topK = parseCount('top-k', str(values, 'top-k') ?? '10');
+    const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
+    const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
+    const load = loadOptions(values);
+    const data = await openDataset('--data', dataSpec);
+    const model = await loadTextModel(modelDir, load);
+    try {
+      checkMaxLength(model, maxLength);
+      const r = await model.evaluate(data, {
+        maxTokens: tokens, topK, batchSize, maxLength,
+        onProgress: (done) => io.progress.update(`evaluating ${data.name}`, done, tokens),
+      });
+      io.progress.clear();
+      if (flag(values, 'json')) {
+        const { skipTokens: _skip, ...metrics } = r;
+        io.stdout.write(JSON.stringify({ model: model.dir, data: data.source, device: model.device, dtype: model.dtype, ...metrics }, null, 2) + '\n');
+        return 0;
+      }
+      const rows: Array<[string, string]> = [
+        ['model', `${model.dir} (${model.config.architecture}, ${model.device}, ${model.dtype})`],
+        ['data', data.source],
+        ['tokens', `${r.tokens} predicted`],
+        ['loss', r.loss.toFixed(4)],
+        ['perplexity', r.perplexity.toFixed(2)],
+        ['top1', percent(r.top1)],
+        [`top${r.topK}`, percent(r.topk)],
+        ['top1-skip', `${percent(r.top1Skip)} (${r.skipCounted} targets outside the ${r.skipTokens.length} most common tokens)`],
+        [`top${r.topK}-skip`, percent(r.topkSkip)],
+      ];
+      const w = Math.max(...rows.map(([k]) => k.length));
+      io.stdout.write(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
+      return 0;
+    } finally {
+      io.progress.clear();
+      await model.dispose();
+    }
+  },
+};
