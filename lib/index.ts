@@ -38,3 +38,4 @@ export {
   type SelectivePruneOptions, type PruneReport, type StepReport, type SetMetrics, type PipelineState, type ProgressEvent, type StopWhen, type DatasetInput,
 } from './pipeline.js';
 export { formatStepsTable, renderPlotSvg, renderPlotPng, writeReport, PLOT_WIDTH, PLOT_HEIGHT, type PngOptions } from './report/index.js';
+export { Trainer, type TrainOptions, type TrainStepResult } from './train.js';

@@ -15,6 +15,7 @@ import type { DocumentProvider } from './data/batches.js';
 import type { ActivationStats } from './method/stats.js';
 import type { Selection } from './method/selection.js';
 import { readConfigJson, saveModelFolder, type SaveOptions } from './save.js';
+import { Trainer, trainOptions, type TrainOptions } from './train.js';
 
 /** Which neurons are pruned (1) per layer, and how many. */
 export interface PruneMasks {
@@ -400,6 +401,16 @@ export class Model {
         prunes: this.pruneHistory,
       },
     }, dir, options);
+  }
+
+  /**
+   * A trainer for this model's weights (AdamW, warmup + cosine schedule, gradient clipping). The
+   * weights change in place with every trainer.step(); close() ends training.
+   */
+  trainer(options: TrainOptions = {}): Trainer {
+    checkOptionsObject('trainer(options)', options);
+    const handle = this.live();
+    return new Trainer(handle, handle.trainerCreate(trainOptions(options)), this.config.vocabSize);
   }
 
   /** Frees the weights after any queued work. Later calls fail with ERR_MODEL_DISPOSED. */

@@ -91,8 +91,14 @@ export interface NativeModel {
   evaluateBatch(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, skip: Int32Array, topK: number): Promise<{
     tokens: number; lossSum: number; top1: number; topk: number; skipTokens: number; top1Skip: number; topkSkip: number;
   }>;
+  trainerCreate(options: Required<import('./train.js').TrainOptions>): NativeTrainer;
+  trainStep(trainer: NativeTrainer, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null): Promise<import('./train.js').TrainStepResult>;
+  trainerClose(trainer: NativeTrainer): Promise<void>;
   saveWeights(dir: string, maxShardBytes: number): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
 }
+
+/** Opaque handle of a native trainer (optimizer state). */
+export type NativeTrainer = { readonly __brand: 'NativeTrainer' };
 
 /** Opaque handle of a native statistics accumulator. */
 export type NativeStatsSession = { readonly __brand: 'NativeStatsSession' };

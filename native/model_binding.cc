@@ -221,6 +221,9 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                      InstanceMethod<&ModelWrap::Masks>("masks"),
                                      InstanceMethod<&ModelWrap::SaveWeights>("saveWeights"),
                                      InstanceMethod<&ModelWrap::EvaluateBatch>("evaluateBatch"),
+                                     InstanceMethod<&ModelWrap::TrainerCreate>("trainerCreate"),
+                                     InstanceMethod<&ModelWrap::TrainStep>("trainStep"),
+                                     InstanceMethod<&ModelWrap::TrainerClose>("trainerClose"),
                                  });
   GetAddonData(env).modelClass = Napi::Persistent(f);
   return f;

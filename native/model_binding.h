@@ -41,6 +41,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SaveWeights(const Napi::CallbackInfo& info);
   // Evaluation (eval.h): one batch's sums.
   Napi::Value EvaluateBatch(const Napi::CallbackInfo& info);
+  // Training (train.h).
+  Napi::Value TrainerCreate(const Napi::CallbackInfo& info);
+  Napi::Value TrainStep(const Napi::CallbackInfo& info);
+  Napi::Value TrainerClose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Decoder> decoder_;
   std::shared_ptr<PruneState> prune_;

@@ -9,6 +9,7 @@
 #include "model_binding.h"
 #include "safetensors.h"
 #include "stats.h"
+#include "train.h"
 
 namespace excise {
 namespace {
@@ -291,7 +292,98 @@ class EvalJob : public Job {
   EvalSums sums_;
 };
 
+using TrainerHandle = std::shared_ptr<Trainer>;
+
+TrainerHandle& TrainerArg(const Napi::Value& v) {
+  if (!v.IsExternal()) throw Error(code::kInvalidArgument, "expected a trainer");
+  TrainerHandle& h = *v.As<Napi::External<TrainerHandle>>().Data();
+  if (!h) throw Error(code::kInvalidArgument, "this trainer is closed");
+  return h;
+}
+
+class TrainStepJob : public Job {
+ public:
+  TrainStepJob(Napi::Env env, TrainerHandle t, at::Tensor ids, at::Tensor mask)
+      : Job(env), t_(std::move(t)), ids_(std::move(ids)), mask_(std::move(mask)) {}
+  void Execute() override { r_ = t_->Step(ids_.to(at::kLong), mask_); }
+  Napi::Value OnOK(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("loss", r_.loss);
+    o.Set("gradNorm", r_.gradNorm);
+    o.Set("lr", r_.lr);
+    o.Set("step", static_cast<double>(r_.step));
+    o.Set("tokens", static_cast<double>(r_.tokens));
+    return o;
+  }
+
+ private:
+  TrainerHandle t_;
+  at::Tensor ids_, mask_;
+  TrainStepResult r_;
+};
+
+class TrainerCloseJob : public Job {
+ public:
+  TrainerCloseJob(Napi::Env env, TrainerHandle t) : Job(env), t_(std::move(t)) {}
+  void Execute() override {
+    t_->Close();
+    t_.reset();
+  }
+  Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  TrainerHandle t_;
+};
+
 }  // namespace
+
+// trainerCreate({ lr, minLrRatio, warmupSteps, totalSteps, beta1, beta2, eps, weightDecay, gradClip }) -> trainer
+Napi::Value ModelWrap::TrainerCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    Napi::Object o = info[0].As<Napi::Object>();
+    TrainOptions t;
+    t.lr = o.Get("lr").As<Napi::Number>().DoubleValue();
+    t.minLrRatio = o.Get("minLrRatio").As<Napi::Number>().DoubleValue();
+    t.warmupSteps = o.Get("warmupSteps").As<Napi::Number>().Int64Value();
+    t.totalSteps = o.Get("totalSteps").As<Napi::Number>().Int64Value();
+    t.beta1 = o.Get("beta1").As<Napi::Number>().DoubleValue();
+    t.beta2 = o.Get("beta2").As<Napi::Number>().DoubleValue();
+    t.eps = o.Get("eps").As<Napi::Number>().DoubleValue();
+    t.weightDecay = o.Get("weightDecay").As<Napi::Number>().DoubleValue();
+    t.gradClip = o.Get("gradClip").As<Napi::Number>().DoubleValue();
+    // Created here, on the JS thread: it only flags tensors and allocates the moments.
+    auto* handle = new TrainerHandle(std::make_shared<Trainer>(d, t));
+    return Napi::External<TrainerHandle>::New(env, handle, [](Napi::Env, TrainerHandle* h) { delete h; });
+  });
+}
+
+// trainStep(trainer, ids: Int32Array, batch, seq, mask | null) -> Promise<{ loss, gradNorm, lr, step, tokens }>
+Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    decoder();
+    TrainerHandle t = TrainerArg(info[0]);
+    const int64_t batch = info[2].As<Napi::Number>().Int64Value();
+    const int64_t seq = info[3].As<Napi::Number>().Int64Value();
+    at::Tensor ids = Int32Tensor(info[1], batch, seq, "ids");
+    at::Tensor mask;
+    if (info[4].IsTypedArray()) mask = Int32Tensor(info[4], batch, seq, "mask");
+    return Queue(env, std::make_unique<TrainStepJob>(env, std::move(t), std::move(ids), std::move(mask)));
+  });
+}
+
+Napi::Value ModelWrap::TrainerClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    decoder();
+    TrainerHandle& h = TrainerArg(info[0]);
+    Napi::Promise p = Queue(env, std::make_unique<TrainerCloseJob>(env, h));
+    h.reset();
+    return p;
+  });
+}
 
 // evaluateBatch(ids: Int32Array, batch, seq, mask: Int32Array | null, skip: Int32Array, topK) -> Promise<sums>
 Napi::Value ModelWrap::EvaluateBatch(const Napi::CallbackInfo& info) {

@@ -1,0 +1,52 @@
+// Training: a full optimizer step through the same decoder code that inference runs (forward with
+// autograd, next-token cross-entropy, backward), AdamW with decoupled weight decay, global gradient
+// clipping, and a warmup + cosine learning-rate schedule. Used to train the bundled demo model.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <vector>
+
+#include "decoder.h"
+
+namespace excise {
+
+struct TrainOptions {
+  double lr = 1e-3;            // peak learning rate
+  double minLrRatio = 0.1;     // the cosine decays to lr * minLrRatio at totalSteps
+  int64_t warmupSteps = 100;   // linear warmup from 0
+  int64_t totalSteps = 1000;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weightDecay = 0.1;    // on matrices only (not norms, biases)
+  double gradClip = 1.0;       // max global gradient norm; <= 0 disables clipping
+};
+
+struct TrainStepResult {
+  double loss = 0;      // mean cross-entropy of the batch before the update
+  double gradNorm = 0;  // global gradient norm before clipping
+  double lr = 0;        // learning rate used for this step
+  int64_t step = 0;     // 1-based
+  int64_t tokens = 0;   // predicted positions
+};
+
+class Trainer {
+ public:
+  Trainer(std::shared_ptr<Decoder> d, TrainOptions o);
+  // ids [batch, seq] int64 (CPU); mask [batch, seq] (1 = token) or undefined.
+  TrainStepResult Step(const at::Tensor& ids, const at::Tensor& mask);
+  double LearningRate(int64_t step) const;  // the schedule, 1-based step
+  // Ends training: the weights stop requiring gradients and the optimizer state is freed.
+  void Close();
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  TrainOptions o_;
+  std::vector<at::Tensor> params_;  // unique float tensors of the model (tied weights once)
+  std::vector<bool> decay_;
+  std::vector<at::Tensor> m_, v_;   // AdamW moments, float32
+  int64_t step_ = 0;
+};
+
+}  // namespace excise
