@@ -1,0 +1,88 @@
+/**
+ * excise demo: the method on the bundled model, with no model or data of your own and no network.
+ * Forgets Python while keeping English prose, with JavaScript as an extra evaluation set, on the
+ * small LLaMA-architecture model trained by scripts/train-demo.ts. It is `excise prune` with the
+ * bundled assets filled in: the same table, report, plots and pruned model.
+ *
+ * The corpora's test splits are used (the model never trained on them), each split in half:
+ * statistics from one half, metrics from the other.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ExciseError } from '../errors.js';
+import { packageRoot } from '../native.js';
+import { parseCommandArgs, str, flag, type OptionSpec } from './args.js';
+import type { CliIO, Command } from './common.js';
+import { pruneCommand } from './prune.js';
+
+/** The bundled demo: model and corpora, inside the package. */
+export const demoAssets = {
+  model: join(packageRoot, 'assets', 'demo-model'),
+  python: join(packageRoot, 'assets', 'corpora', 'python', 'test.jsonl.gz'),
+  prose: join(packageRoot, 'assets', 'corpora', 'prose', 'test.jsonl.gz'),
+  javascript: join(packageRoot, 'assets', 'corpora', 'javascript', 'test.jsonl.gz'),
+};
+
+/** The demo's method settings (see README, "Evidence"). */
+export const DEMO_SETTINGS = { ffFrac: '0.02', steps: '5', collectTokens: '20000', evalTokens: '10000', evalFraction: '0.5' };
+
+const OPTIONS: OptionSpec = {
+  out: { type: 'string' },
+  steps: { type: 'string' },
+  'ff-frac': { type: 'string' },
+  'attn-frac': { type: 'string' },
+  random: { type: 'boolean' },
+  device: { type: 'string' },
+  overwrite: { type: 'boolean' },
+};
+
+const HELP = `Usage: excise demo [--out DIR] [options]
+
+Forgets Python while keeping English prose, on the small model bundled with excise (no download):
+iterative selective pruning of ${Number(DEMO_SETTINGS.ffFrac) * 100}% of the FF neurons per step for ${DEMO_SETTINGS.steps} steps, evaluating
+Python, prose and JavaScript after every step. Prints the table of steps and writes the report,
+plots (plot.png) and pruned model into --out.
+
+Options:
+  --out DIR        output folder (default ./excise-demo)
+  --steps N        pruning steps (default ${DEMO_SETTINGS.steps})
+  --ff-frac F      fraction of FF neurons pruned per step (default ${DEMO_SETTINGS.ffFrac})
+  --attn-frac F    fraction of attention neurons pruned per step (default 0)
+  --random         prune as many neurons at random instead (the baseline)
+  --device D       cpu (default), cuda or cuda:N
+  --overwrite      replace the outputs of an earlier demo in --out
+`;
+
+export const demoCommand: Command = {
+  name: 'demo',
+  summary: 'forget Python, keep English, on the bundled small model (no download)',
+  help: HELP,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values } = parseCommandArgs('demo', argv, OPTIONS);
+    for (const [what, path] of Object.entries(demoAssets)) {
+      if (!existsSync(path)) {
+        throw new ExciseError('ERR_MODEL_NOT_FOUND', `demo: the bundled ${what} (${path}) is missing from this installation`);
+      }
+    }
+    const out = resolve(str(values, 'out') ?? 'excise-demo');
+    const args = [
+      '--model', demoAssets.model,
+      '--forget', demoAssets.python,
+      '--retain', demoAssets.prose,
+      '--eval', `javascript=${demoAssets.javascript}`,
+      '--ff-frac', str(values, 'ff-frac') ?? DEMO_SETTINGS.ffFrac,
+      '--attn-frac', str(values, 'attn-frac') ?? '0',
+      '--steps', str(values, 'steps') ?? DEMO_SETTINGS.steps,
+      '--collect-tokens', DEMO_SETTINGS.collectTokens,
+      '--eval-tokens', DEMO_SETTINGS.evalTokens,
+      '--eval-fraction', DEMO_SETTINGS.evalFraction,
+      '--out', out,
+    ];
+    if (flag(values, 'random')) args.push('--random');
+    if (flag(values, 'overwrite')) args.push('--overwrite');
+    const device = str(values, 'device');
+    if (device !== undefined) args.push('--device', device);
+    io.stderr.write(`excise demo: forget = Python, retain = English prose, extra = JavaScript; bundled model ${demoAssets.model}\n`);
+    return pruneCommand.run(args, io);
+  },
+};
