@@ -24,7 +24,7 @@ export const demoAssets = {
 };
 
 /** The demo's method settings (see README, "Evidence"). */
-export const DEMO_SETTINGS = { ffFrac: '0.02', steps: '5', collectTokens: '20000', evalTokens: '10000', evalFraction: '0.5' };
+export const DEMO_SETTINGS = { ffFrac: '0.02', steps: '10', collectTokens: '20000', evalTokens: '10000', evalFraction: '0.5' };
 
 const OPTIONS: OptionSpec = {
   out: { type: 'string' },
@@ -33,7 +33,6 @@ const OPTIONS: OptionSpec = {
   'attn-frac': { type: 'string' },
   random: { type: 'boolean' },
   device: { type: 'string' },
-  overwrite: { type: 'boolean' },
 };
 
 const HELP = `Usage: excise demo [--out DIR] [options]
@@ -50,7 +49,8 @@ Options:
   --attn-frac F    fraction of attention neurons pruned per step (default 0)
   --random         prune as many neurons at random instead (the baseline)
   --device D       cpu (default), cuda or cuda:N
-  --overwrite      replace the outputs of an earlier demo in --out
+
+Running it again replaces the outputs of the previous demo in --out (nothing else there is touched).
 `;
 
 export const demoCommand: Command = {
@@ -77,9 +77,10 @@ export const demoCommand: Command = {
       '--eval-tokens', DEMO_SETTINGS.evalTokens,
       '--eval-fraction', DEMO_SETTINGS.evalFraction,
       '--out', out,
+      // The demo owns its outputs: a rerun replaces them (prune's --overwrite touches nothing else).
+      '--overwrite',
     ];
     if (flag(values, 'random')) args.push('--random');
-    if (flag(values, 'overwrite')) args.push('--overwrite');
     const device = str(values, 'device');
     if (device !== undefined) args.push('--device', device);
     io.stderr.write(`excise demo: forget = Python, retain = English prose, extra = JavaScript; bundled model ${demoAssets.model}\n`);
