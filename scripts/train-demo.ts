@@ -14,6 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createRandomModel, loadDataset, runtimeInfo, Tokenizer, type EvalResult } from '../lib/index.js';
+import { seededRandom as rng } from '../lib/method/selection.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -76,18 +77,6 @@ async function windows(corpus: string, split: 'train' | 'test'): Promise<number[
   const out: number[][] = [];
   for (let s = 0; s + seqLen <= stream.length; s += seqLen) out.push(stream.slice(s, s + seqLen));
   return out;
-}
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const t0 = performance.now();
