@@ -10,7 +10,7 @@
  * PipelineState from which `resume` continues with the same result as an uninterrupted run.
  */
 import { ExciseError, invalidArgument } from './errors.js';
-import { isDataset, splitDataset, toDataset, type Dataset, type DatasetLike } from './data/datasets.js';
+import { splitDataset, toDataset, type Dataset, type DatasetLike } from './data/datasets.js';
 import type { Model } from './model.js';
 import type { EvalResult } from './method/evaluate.js';
 import { scoreNeurons, SCORINGS, type NeuronScores, type Scoring } from './method/scoring.js';
@@ -333,4 +333,3 @@ export function neuronsPerStep(model: Model, ffFrac: number, attnFrac: number): 
   return { ff: countFor(ffFrac, nLayers * dMlp), attn: countFor(attnFrac, nLayers * nHeads * headDim) };
 }
 
-export { isDataset };
