@@ -180,7 +180,8 @@ export class Model {
   private readonly handle: NativeModel;
   private readonly tokenizerInstance: Tokenizer | undefined;
   private readonly sourceConfig: Record<string, unknown>;
-  private readonly pruneMasks: { ff: Uint8Array[]; attn: Uint8Array[] };
+  /** The native core's masks as of the last prune/restore (the core is the one source of truth). */
+  private pruneMasks: { ff: Uint8Array[]; attn: Uint8Array[] };
   private readonly pruneHistory: Array<{ selection: Selection; meanOffset: boolean; pruned: PruneResult }> = [];
   private disposed = false;
 
@@ -350,8 +351,7 @@ export class Model {
       attnMean = means('attn', attn);
     }
     const pruned = await withCallerStack(() => handle.prune(ff, attn, ffMean, attnMean));
-    ff.forEach((l, layer) => l.forEach((i) => { this.pruneMasks.ff[layer][i] = 1; }));
-    attn.forEach((l, layer) => l.forEach((i) => { this.pruneMasks.attn[layer][i] = 1; }));
+    this.pruneMasks = await handle.masks();
     const recorded: Selection = { ff: ff.map((l) => Array.from(l)), attn: attn.map((l) => Array.from(l)) };
     this.pruneHistory.push({ selection: recorded, meanOffset: options.meanOffset !== undefined, pruned });
     return pruned;
@@ -374,8 +374,9 @@ export class Model {
 
   /** Puts back every pruned weight and bias exactly, and clears the masks. */
   async restore(): Promise<void> {
-    await withCallerStack(() => this.live().restore());
-    for (const m of [...this.pruneMasks.ff, ...this.pruneMasks.attn]) m.fill(0);
+    const handle = this.live();
+    await withCallerStack(() => handle.restore());
+    this.pruneMasks = await handle.masks();
     this.pruneHistory.length = 0;
   }
 

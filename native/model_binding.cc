@@ -8,6 +8,7 @@
 #include "addon_data.h"
 #include "bindings.h"
 #include "errors.h"
+#include "js_tensors.h"
 #include "model_loader.h"
 #include "runtime.h"
 
@@ -19,41 +20,6 @@ namespace {
 std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (info.Length() <= i || !info[i].IsString()) throw Error(code::kInvalidArgument, std::string(what) + ": expected a string");
   return info[i].As<Napi::String>().Utf8Value();
-}
-
-// Token ids [batch, seq] from an Int32Array, range-checked against the vocabulary.
-at::Tensor IdsArg(const Napi::Value& v, int64_t batch, int64_t seq, int64_t vocab) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw Error(code::kInvalidArgument, "inputIds: expected an Int32Array");
-  }
-  Napi::Int32Array a = v.As<Napi::Int32Array>();
-  if (static_cast<int64_t>(a.ElementLength()) != batch * seq) {
-    throw Error(code::kInvalidArgument, "inputIds: length " + std::to_string(a.ElementLength()) +
-                                            " does not match shape [" + std::to_string(batch) + ", " +
-                                            std::to_string(seq) + "]");
-  }
-  for (size_t i = 0; i < a.ElementLength(); ++i) {
-    const int32_t id = a[i];
-    if (id < 0 || id >= vocab) {
-      throw Error(code::kTokenOutOfRange, "inputIds: token id " + std::to_string(id) + " at [" +
-                                              std::to_string(static_cast<int64_t>(i) / seq) + ", " +
-                                              std::to_string(static_cast<int64_t>(i) % seq) +
-                                              "] is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-    }
-  }
-  return at::from_blob(a.Data(), {batch, seq}, at::kInt).to(at::kLong);  // copies
-}
-
-Napi::Float32Array ToFloat32Array(Napi::Env env, const at::Tensor& t) {
-  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(t.numel()));
-  if (t.numel() > 0) std::memcpy(out.Data(), t.data_ptr<float>(), static_cast<size_t>(t.numel()) * sizeof(float));
-  return out;
-}
-
-Napi::Array ShapeArray(Napi::Env env, at::IntArrayRef sizes) {
-  Napi::Array a = Napi::Array::New(env, sizes.size());
-  for (size_t i = 0; i < sizes.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));
-  return a;
 }
 
 // float32, CPU, contiguous: what crosses into JS.
@@ -287,15 +253,8 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
     std::shared_ptr<Decoder> d = decoder();
     const int64_t batch = info[1].As<Napi::Number>().Int64Value();
     const int64_t seq = info[2].As<Napi::Number>().Int64Value();
-    at::Tensor ids = IdsArg(info[0], batch, seq, d->config().vocabSize);
-    at::Tensor mask;
-    if (info.Length() > 3 && info[3].IsTypedArray()) {
-      Napi::Int32Array m = info[3].As<Napi::Int32Array>();
-      if (static_cast<int64_t>(m.ElementLength()) != batch * seq) {
-        throw Error(code::kInvalidArgument, "attentionMask: shape does not match inputIds");
-      }
-      mask = at::from_blob(m.Data(), {batch, seq}, at::kInt).clone();
-    }
+    at::Tensor ids = TokenIdsArg(info[0], batch, seq, d->config().vocabSize);
+    at::Tensor mask = info.Length() > 3 ? OptionalMaskArg(info[3], batch, seq) : at::Tensor();
     std::vector<HookPoint> capture;
     if (info.Length() > 4 && info[4].IsArray()) {
       Napi::Array names = info[4].As<Napi::Array>();
@@ -321,7 +280,7 @@ Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
     std::shared_ptr<Decoder> d = decoder();
     const int64_t n = info[0].As<Napi::Int32Array>().ElementLength();
     if (n == 0) throw Error(code::kInvalidArgument, "prompt: expected at least one token");
-    at::Tensor prompt = IdsArg(info[0], 1, n, d->config().vocabSize);
+    at::Tensor prompt = TokenIdsArg(info[0], 1, n, d->config().vocabSize, "prompt");
     Napi::Object o = info[1].As<Napi::Object>();
     SamplingOptions s;
     s.maxNewTokens = o.Get("maxNewTokens").As<Napi::Number>().Int64Value();

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "errors.h"
+#include "js_tensors.h"
 #include "eval.h"
 #include "model_binding.h"
 #include "safetensors.h"
@@ -21,22 +22,6 @@ StatsHandle& SessionArg(const Napi::Value& v) {
   StatsHandle& h = *v.As<Napi::External<StatsHandle>>().Data();
   if (!h) throw Error(code::kInvalidArgument, "this statistics session has already been exported");
   return h;
-}
-
-at::Tensor Int32Tensor(const Napi::Value& v, int64_t batch, int64_t seq, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw Error(code::kInvalidArgument, std::string(what) + ": expected an Int32Array");
-  }
-  Napi::Int32Array a = v.As<Napi::Int32Array>();
-  if (static_cast<int64_t>(a.ElementLength()) != batch * seq) throw Error(code::kInvalidArgument, std::string(what) + ": wrong length");
-  return at::from_blob(a.Data(), {batch, seq}, at::kInt).clone();
-}
-
-Napi::Float64Array ToFloat64Array(Napi::Env env, const at::Tensor& t) {
-  at::Tensor c = t.to(at::kDouble).to(at::kCPU).contiguous();
-  Napi::Float64Array out = Napi::Float64Array::New(env, static_cast<size_t>(c.numel()));
-  if (c.numel() > 0) std::memcpy(out.Data(), c.data_ptr<double>(), static_cast<size_t>(c.numel()) * sizeof(double));
-  return out;
 }
 
 // Per layer index lists from a JS array of Int32Arrays (or number arrays).
@@ -90,7 +75,7 @@ class CollectJob : public Job {
     opts.hooks = &hooks;
     opts.computeLogits = false;
     opts.stopAfterLayer = acc->lastLayer();
-    d_->forward(ids_.to(at::kLong).to(d_->device()), opts);
+    d_->forward(ids_.to(d_->device()), opts);
     acc->tokens += tokens_;
   }
   Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
@@ -270,7 +255,7 @@ class EvalJob : public Job {
       : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)), skip_(std::move(skip)), topK_(topK) {}
   void Execute() override {
     c10::InferenceMode guard;
-    sums_ = EvaluateBatch(*d_, ids_.to(at::kLong), mask_, skip_, topK_);
+    sums_ = EvaluateBatch(*d_, ids_, mask_, skip_, topK_);
   }
   Napi::Value OnOK(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
@@ -305,7 +290,7 @@ class TrainStepJob : public Job {
  public:
   TrainStepJob(Napi::Env env, TrainerHandle t, at::Tensor ids, at::Tensor mask)
       : Job(env), t_(std::move(t)), ids_(std::move(ids)), mask_(std::move(mask)) {}
-  void Execute() override { r_ = t_->Step(ids_.to(at::kLong), mask_); }
+  void Execute() override { r_ = t_->Step(ids_, mask_); }
   Napi::Value OnOK(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
     o.Set("loss", r_.loss);
@@ -363,13 +348,12 @@ Napi::Value ModelWrap::TrainerCreate(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    decoder();
+    std::shared_ptr<Decoder> d = decoder();
     TrainerHandle t = TrainerArg(info[0]);
     const int64_t batch = info[2].As<Napi::Number>().Int64Value();
     const int64_t seq = info[3].As<Napi::Number>().Int64Value();
-    at::Tensor ids = Int32Tensor(info[1], batch, seq, "ids");
-    at::Tensor mask;
-    if (info[4].IsTypedArray()) mask = Int32Tensor(info[4], batch, seq, "mask");
+    at::Tensor ids = TokenIdsArg(info[1], batch, seq, d->config().vocabSize);
+    at::Tensor mask = OptionalMaskArg(info[4], batch, seq);
     return Queue(env, std::make_unique<TrainStepJob>(env, std::move(t), std::move(ids), std::move(mask)));
   });
 }
@@ -392,9 +376,8 @@ Napi::Value ModelWrap::EvaluateBatch(const Napi::CallbackInfo& info) {
     std::shared_ptr<Decoder> d = decoder();
     const int64_t batch = info[1].As<Napi::Number>().Int64Value();
     const int64_t seq = info[2].As<Napi::Number>().Int64Value();
-    at::Tensor ids = Int32Tensor(info[0], batch, seq, "ids");
-    at::Tensor mask;
-    if (info[3].IsTypedArray()) mask = Int32Tensor(info[3], batch, seq, "mask");
+    at::Tensor ids = TokenIdsArg(info[0], batch, seq, d->config().vocabSize);
+    at::Tensor mask = OptionalMaskArg(info[3], batch, seq);
     Napi::Int32Array skipArr = info[4].As<Napi::Int32Array>();
     std::vector<int64_t> skip(skipArr.Data(), skipArr.Data() + skipArr.ElementLength());
     const int64_t topK = info[5].As<Napi::Number>().Int64Value();
@@ -429,9 +412,8 @@ Napi::Value ModelWrap::CollectBatch(const Napi::CallbackInfo& info) {
     StatsHandle stats = SessionArg(info[0]);
     const int64_t batch = info[2].As<Napi::Number>().Int64Value();
     const int64_t seq = info[3].As<Napi::Number>().Int64Value();
-    at::Tensor ids = Int32Tensor(info[1], batch, seq, "ids");
-    at::Tensor mask;
-    if (info[4].IsTypedArray()) mask = Int32Tensor(info[4], batch, seq, "mask");
+    at::Tensor ids = TokenIdsArg(info[1], batch, seq, d->config().vocabSize);
+    at::Tensor mask = OptionalMaskArg(info[4], batch, seq);
     const int64_t tokens = info[5].As<Napi::Number>().Int64Value();
     return Queue(env, std::make_unique<CollectJob>(env, d, std::move(stats), std::move(ids), std::move(mask), tokens));
   });

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { loadModel, type Model } from '../lib/index.js';
-import { goldenCases, goldenDir, maxAbsDiff, readGolden, type Golden } from './helpers/golden.js';
+import { goldenCases, goldenDir, forwardDiffs, maxAbsDiff, readGolden, type Golden } from './helpers/golden.js';
 
 const TOL_F32 = 1e-4;
 
@@ -19,19 +19,7 @@ describe.each(goldenCases)('%s matches Hugging Face', (name) => {
   afterAll(async () => model?.dispose());
 
   it('logits and every hook point, float32, padded batch', async () => {
-    const out = await model.forward(golden.inputIds, { attentionMask: golden.attentionMask, capture: model.hookNames() });
-    const ref = golden.tensors.logits;
-    expect(out.shape).toEqual(ref.shape);
-    const diffs: Record<string, number> = { logits: maxAbsDiff(out.logits, ref.data) };
-    for (let l = 0; l < model.config.nLayers; l++) {
-      for (const [site, key] of [['mlp', 'mlp_pre_out'], ['attn', 'attn_pre_out']] as const) {
-        const act = out.activations![`blocks.${l}.${site}.pre_out`];
-        const expected = golden.tensors[`${key}.${l}`];
-        expect(act.shape).toEqual(expected.shape);
-        diffs[`${key}.${l}`] = maxAbsDiff(act.data, expected.data);
-      }
-    }
-    console.log(`${name} max |excise - HF|:`, Object.entries(diffs).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', '));
+    const diffs = await forwardDiffs(model, golden, name);
     for (const [k, v] of Object.entries(diffs)) expect(v, k).toBeLessThan(TOL_F32);
   });
 

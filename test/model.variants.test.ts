@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, readSafetensors, writeSafetensors, type Model, type ModelConfig } from '../lib/index.js';
-import { fixturesDir, maxAbsDiff, readGolden, type Golden } from './helpers/golden.js';
+import { fixturesDir, forwardDiffs, maxAbsDiff, readGolden, type Golden } from './helpers/golden.js';
 
 const TOL_F32 = 1e-4;
 const variantsDir = join(fixturesDir, 'hf-variants');
@@ -73,19 +73,7 @@ describe.each(cases)('%s matches Hugging Face', (name) => {
   });
 
   it('logits and every hook point, float32, padded batch', async () => {
-    const out = await model.forward(golden.inputIds, { attentionMask: golden.attentionMask, capture: model.hookNames() });
-    const ref = golden.tensors.logits;
-    expect(out.shape).toEqual(ref.shape);
-    const diffs: Record<string, number> = { logits: maxAbsDiff(out.logits, ref.data) };
-    for (let l = 0; l < model.config.nLayers; l++) {
-      for (const [site, key] of [['mlp', 'mlp_pre_out'], ['attn', 'attn_pre_out']] as const) {
-        const act = out.activations![`blocks.${l}.${site}.pre_out`];
-        const expected = golden.tensors[`${key}.${l}`];
-        expect(act.shape).toEqual(expected.shape);
-        diffs[`${key}.${l}`] = maxAbsDiff(act.data, expected.data);
-      }
-    }
-    console.log(`${name} max |excise - HF|:`, Object.entries(diffs).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', '));
+    const diffs = await forwardDiffs(model, golden, name);
     for (const [k, v] of Object.entries(diffs)) expect(v, k).toBeLessThan(TOL_F32);
   });
 

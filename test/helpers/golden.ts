@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 import { readSafetensors } from '../../lib/safetensors.js';
+import type { Model } from '../../lib/model.js';
 
 export const fixturesDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 export const goldenDir = join(fixturesDir, 'hf-golden');
@@ -52,4 +54,29 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, include?:
     if (!(d <= m)) m = d; // NaN propagates as a failure
   }
   return m;
+}
+
+/**
+ * Runs the golden batch with every hook point captured and returns max |excise - HF| for the
+ * logits and each hook point, after checking every shape. Logs the diffs under `label`.
+ */
+export async function forwardDiffs(
+  model: { forward: Model['forward']; hookNames(): string[]; config: { nLayers: number } },
+  golden: Golden,
+  label: string,
+): Promise<Record<string, number>> {
+  const out = await model.forward(golden.inputIds, { attentionMask: golden.attentionMask, capture: model.hookNames() });
+  const ref = golden.tensors.logits;
+  expect(out.shape).toEqual(ref.shape);
+  const diffs: Record<string, number> = { logits: maxAbsDiff(out.logits, ref.data) };
+  for (let l = 0; l < model.config.nLayers; l++) {
+    for (const [site, key] of [['mlp', 'mlp_pre_out'], ['attn', 'attn_pre_out']] as const) {
+      const act = out.activations![`blocks.${l}.${site}.pre_out`];
+      const expected = golden.tensors[`${key}.${l}`];
+      expect(act.shape).toEqual(expected.shape);
+      diffs[`${key}.${l}`] = maxAbsDiff(act.data, expected.data);
+    }
+  }
+  console.log(`${label} max |excise - HF|:`, Object.entries(diffs).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', '));
+  return diffs;
 }
