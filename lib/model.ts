@@ -1,7 +1,7 @@
 /**
  * Models: load a Hugging Face folder, run forward passes with hook-point capture, generate text.
- * Heavy work runs on the model's own native thread; every method returns a Promise, and calls on
- * one model are serialized natively, so concurrent calls from JS are safe.
+ * Heavy work runs on the model's own native thread; every method returns a Promise. Calls on one
+ * model take effect in the order they were made (CallOrder), so concurrent calls from JS are safe.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -14,7 +14,8 @@ import { evaluateModel, type EvalResult, type EvaluateOptions } from './method/e
 import type { DocumentProvider } from './data/batches.js';
 import type { ActivationStats } from './method/stats.js';
 import type { Selection } from './method/selection.js';
-import { readConfigJson, saveModelFolder, type SaveOptions } from './save.js';
+import { saveModelFolder, type SaveOptions } from './save.js';
+import { CallOrder } from './call_order.js';
 import { Trainer, trainOptions, type TrainOptions } from './train.js';
 
 /** Which neurons are pruned (1) per layer, and how many. */
@@ -184,12 +185,15 @@ export class Model {
   private pruneMasks: { ff: Uint8Array[]; attn: Uint8Array[] };
   private readonly pruneHistory: Array<{ selection: Selection; meanOffset: boolean; pruned: PruneResult }> = [];
   private disposed = false;
+  /** Every public call takes its place here when it is made. */
+  private readonly order = new CallOrder();
 
   /** @internal Use loadModel(). */
-  constructor(handle: NativeModel, dir: string | undefined, tokenizer: Tokenizer | undefined, sourceConfig: Record<string, unknown>) {
+  constructor(handle: NativeModel, dir: string | undefined, tokenizer: Tokenizer | undefined) {
     const c: NativeModelConfig = handle.config();
     this.handle = handle;
-    this.sourceConfig = sourceConfig;
+    // config.json as the native loader parsed it: parsed once, saved back with the model.
+    this.sourceConfig = handle.sourceConfig();
     this.pruneMasks = {
       ff: Array.from({ length: c.nLayers }, () => new Uint8Array(c.dMlp)),
       attn: Array.from({ length: c.nLayers }, () => new Uint8Array(c.nHeads * c.headDim)),
@@ -261,7 +265,7 @@ export class Model {
       mask = m.data;
     }
     const capture = this.checkCapture(options.capture);
-    const r = await withCallerStack(() => handle.forward(ids.data, ids.batch, ids.seq, mask, capture));
+    const r = await withCallerStack(() => this.order.single(() => handle.forward(ids.data, ids.batch, ids.seq, mask, capture)));
     return r as ForwardResult;
   }
 
@@ -286,9 +290,11 @@ export class Model {
     const data = flattenBatch([ids], 'prompt').data;
     this.checkTokenRange(data, data.length, 'prompt');
     const stopIds = stopAtEos ? [...this.config.eosTokenIds] : [];
-    const out = await withCallerStack(() => handle.generate(data, { maxNewTokens, temperature, topK, seed, stopIds }));
-    const tokens = Array.from(out);
-    return asText ? this.tokenizer.decode(tokens) : tokens;
+    return withCallerStack(() => this.order.single(async () => {
+      const tokens = Array.from(await handle.generate(data, { maxNewTokens, temperature, topK, seed, stopIds }));
+      // Decoded inside the call's turn: a dispose() made after this call frees the tokenizer later.
+      return asText ? this.tokenizer.decode(tokens) : tokens;
+    }));
   }
 
   /**
@@ -298,7 +304,7 @@ export class Model {
   async collect(source: DocumentSource | DocumentProvider, options: CollectOptions = {}): Promise<ActivationStats> {
     checkOptionsObject('collect(options)', options);
     const handle = this.live();
-    return collectStats({ handle, tokenizer: this.tokenizerInstance, config: this.config, hookNames: this.hookNames() }, source, options);
+    return this.order.multi(() => collectStats({ handle, tokenizer: this.tokenizerInstance, config: this.config, hookNames: this.hookNames() }, source, options));
   }
 
   /**
@@ -308,7 +314,7 @@ export class Model {
   async evaluate(source: DocumentSource | DocumentProvider, options: EvaluateOptions = {}): Promise<EvalResult> {
     checkOptionsObject('evaluate(options)', options);
     const handle = this.live();
-    return evaluateModel({ handle, tokenizer: this.tokenizerInstance, config: this.config }, source, options);
+    return this.order.multi(() => evaluateModel({ handle, tokenizer: this.tokenizerInstance, config: this.config }, source, options));
   }
 
   /**
@@ -350,11 +356,15 @@ export class Model {
       ffMean = means('mlp', ff);
       attnMean = means('attn', attn);
     }
-    const pruned = await withCallerStack(() => handle.prune(ff, attn, ffMean, attnMean));
-    this.pruneMasks = await handle.masks();
     const recorded: Selection = { ff: ff.map((l) => Array.from(l)), attn: attn.map((l) => Array.from(l)) };
-    this.pruneHistory.push({ selection: recorded, meanOffset: options.meanOffset !== undefined, pruned });
-    return pruned;
+    const meanOffset = options.meanOffset !== undefined;
+    return withCallerStack(() => this.order.single(async () => {
+      // The native job returns the masks it left, so nothing can run between the prune and them.
+      const { masks, ...pruned } = await handle.prune(ff, attn, ffMean, attnMean);
+      this.pruneMasks = masks;
+      this.pruneHistory.push({ selection: recorded, meanOffset, pruned });
+      return pruned;
+    }));
   }
 
   /** Pruned neurons per layer (1 = pruned) and their counts. */
@@ -369,15 +379,17 @@ export class Model {
 
   /** @internal The masks as the native core holds them (tests check they agree with `masks`). */
   async nativeMasks(): Promise<{ ff: Uint8Array[]; attn: Uint8Array[] }> {
-    return this.live().masks();
+    const handle = this.live();
+    return this.order.single(() => handle.masks());
   }
 
   /** Puts back every pruned weight and bias exactly, and clears the masks. */
   async restore(): Promise<void> {
     const handle = this.live();
-    await withCallerStack(() => handle.restore());
-    this.pruneMasks = await handle.masks();
-    this.pruneHistory.length = 0;
+    await withCallerStack(() => this.order.single(async () => {
+      this.pruneMasks = await handle.restore();
+      this.pruneHistory.length = 0;
+    }));
   }
 
   /**
@@ -387,6 +399,12 @@ export class Model {
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
     checkOptionsObject('save(options)', options);
     const handle = this.live();
+    // What is saved is the model as every earlier call leaves it: read the masks and history when
+    // this call's turn comes, not now.
+    await this.order.multi(() => this.saveNow(handle, dir, options));
+  }
+
+  private async saveNow(handle: NativeModel, dir: string, options: SaveOptions): Promise<void> {
     const counts = this.masks.counts;
     await saveModelFolder({
       handle,
@@ -399,7 +417,7 @@ export class Model {
         architecture: this.config.architecture,
         savedAt: new Date().toISOString(),
         pruned: { ff: counts.ff, attn: counts.attn },
-        prunes: this.pruneHistory,
+        prunes: [...this.pruneHistory],
       },
     }, dir, options);
   }
@@ -411,15 +429,22 @@ export class Model {
   trainer(options: TrainOptions = {}): Trainer {
     checkOptionsObject('trainer(options)', options);
     const handle = this.live();
-    return new Trainer(handle, handle.trainerCreate(trainOptions(options)), this.config.vocabSize);
+    // Creating the native trainer only checks the options; it touches the weights on the model's
+    // thread, at its first step, in call order.
+    return new Trainer(handle, handle.trainerCreate(trainOptions(options)), this.config.vocabSize, this.order);
   }
 
-  /** Frees the weights after any queued work. Later calls fail with ERR_MODEL_DISPOSED. */
+  /**
+   * Frees the weights after every call made before it has finished. Later calls fail with
+   * ERR_MODEL_DISPOSED.
+   */
   async dispose(): Promise<void> {
-    if (this.disposed) return;
+    if (this.disposed) return this.order.idle();
     this.disposed = true;
-    this.tokenizerInstance?.dispose();
-    await this.handle.dispose();
+    await this.order.single(async () => {
+      await this.handle.dispose();
+      this.tokenizerInstance?.dispose();
+    });
   }
 
   private live(): NativeModel {
@@ -474,7 +499,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const tokenizerFile = join(abs, 'tokenizer.json');
   const tokenizer = existsSync(tokenizerFile) ? Tokenizer.fromFile(tokenizerFile) : undefined;
   const handle = await withCallerStack(() => native().loadModel(abs, device, dtype));
-  return new Model(handle, abs, tokenizer, readConfigJson(abs));
+  return new Model(handle, abs, tokenizer);
 }
 
 /**
@@ -487,5 +512,5 @@ export async function createRandomModel(config: Record<string, unknown>, options
   if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('createRandomModel: seed', 'a non-negative integer', seed);
   const { device, dtype } = checkLoadOptions(rest);
   const handle = await withCallerStack(() => native().createRandomModel(JSON.stringify(config), device, dtype, seed));
-  return new Model(handle, undefined, undefined, { ...config });
+  return new Model(handle, undefined, undefined);
 }

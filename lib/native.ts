@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 import { ExciseError } from './errors.js';
 
 /** The package root: lib/ or dist/ sits one level below it. */
@@ -77,17 +78,22 @@ export interface NativeGenerateOptions {
 /** The addon's model object: every method is serialized on the model's own native thread. */
 export interface NativeModel {
   config(): NativeModelConfig;
+  /** config.json as the native loader parsed it (a fresh object on each call). */
+  sourceConfig(): Record<string, unknown>;
   forward(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, capture: string[]): Promise<NativeForwardResult>;
   generate(prompt: Int32Array, options: NativeGenerateOptions): Promise<Int32Array>;
   tensorNames(): string[];
   dispose(): Promise<void>;
   /** Starts a statistics session over the named hook points (accumulated on the model's device). */
   statsBegin(hooks: string[]): NativeStatsSession;
-  collectBatch(session: NativeStatsSession, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, tokens: number): Promise<void>;
+  /** Resolves to the batch's real tokens, counted natively from the mask (all of them without one). */
+  collectBatch(session: NativeStatsSession, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null): Promise<number>;
   statsExport(session: NativeStatsSession): Promise<NativeStatsExport>;
-  prune(ff: Int32Array[], attn: Int32Array[], ffMean: Float64Array[] | null, attnMean: Float64Array[] | null): Promise<{ ff: number[]; attn: number[] }>;
-  restore(): Promise<void>;
-  masks(): Promise<{ ff: Uint8Array[]; attn: Uint8Array[] }>;
+  /** Newly pruned counts per layer, and the masks the prune left (from the same job). */
+  prune(ff: Int32Array[], attn: Int32Array[], ffMean: Float64Array[] | null, attnMean: Float64Array[] | null): Promise<{ ff: number[]; attn: number[]; masks: NativeMasks }>;
+  /** Resolves to the masks after the restore (all zero). */
+  restore(): Promise<NativeMasks>;
+  masks(): Promise<NativeMasks>;
   evaluateBatch(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, skip: Int32Array, topK: number): Promise<{
     tokens: number; lossSum: number; top1: number; topk: number; skipTokens: number; top1Skip: number; topkSkip: number;
   }>;
@@ -95,6 +101,12 @@ export interface NativeModel {
   trainStep(trainer: NativeTrainer, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null): Promise<import('./train.js').TrainStepResult>;
   trainerClose(trainer: NativeTrainer): Promise<void>;
   saveWeights(dir: string, maxShardBytes: number): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
+}
+
+/** Pruned neurons per layer (1 = pruned). */
+export interface NativeMasks {
+  ff: Uint8Array[];
+  attn: Uint8Array[];
 }
 
 /** Opaque handle of a native trainer (optimizer state). */
@@ -117,6 +129,8 @@ export interface NativeBinding {
   readSafetensors(path: string): Promise<NativeSafetensorsContents>;
   /** Atomic write (temporary file + rename); rejects with ExciseError. */
   writeSafetensors(path: string, tensors: Record<string, NativeSafetensorsTensor>, metadata?: Record<string, string>): Promise<void>;
+  /** Stops every model thread of the process after its running job (called just before exit). */
+  stopModelThreadsForExit(): void;
   [name: string]: unknown;
 }
 
@@ -157,6 +171,10 @@ export function native(): NativeBinding {
     throw new ExciseError('ERR_NATIVE_LOAD', explainLoadFailure(err), { cause: err });
   }
   binding.setErrorClass(ExciseError);
+  // process.exit() runs C exit() right after this event: stop the model threads first, so no job
+  // is still using LibTorch while its static objects are destroyed (see native/worker.h). Only the
+  // main thread: a worker's own exit tears its models down through the environment's cleanup.
+  if (isMainThread) process.on('exit', () => binding.stopModelThreadsForExit());
   cached = binding;
   return binding;
 }

@@ -5,6 +5,7 @@
  */
 import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
 import type { NativeModel, NativeTrainer } from './native.js';
+import type { CallOrder } from './call_order.js';
 
 export interface TrainOptions {
   /** Peak learning rate (default 1e-3). */
@@ -42,7 +43,13 @@ export class Trainer {
   private closed = false;
 
   /** @internal Use model.trainer(). */
-  constructor(private readonly handle: NativeModel, private readonly native: NativeTrainer, private readonly vocabSize: number) {}
+  constructor(
+    private readonly handle: NativeModel,
+    private readonly native: NativeTrainer,
+    private readonly vocabSize: number,
+    /** The model's call order: steps take their place among the model's other calls. */
+    private readonly order: CallOrder,
+  ) {}
 
   /**
    * One optimizer step on a batch of token ids ([batch, seq]; rows of equal length, padding marked
@@ -51,14 +58,14 @@ export class Trainer {
   async step(inputIds: readonly (readonly number[])[], options: { attentionMask?: readonly (readonly number[])[] } = {}): Promise<TrainStepResult> {
     if (this.closed) throw new ExciseError('ERR_INVALID_ARGUMENT', 'trainer.step: the trainer is closed');
     const b = flatten(inputIds, options.attentionMask, this.vocabSize);
-    return withCallerStack(() => this.handle.trainStep(this.native, b.data, b.batch, b.seq, b.mask));
+    return withCallerStack(() => this.order.single(() => this.handle.trainStep(this.native, b.data, b.batch, b.seq, b.mask)));
   }
 
   /** Ends training: the weights stop tracking gradients and the optimizer state is freed. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.handle.trainerClose(this.native);
+    await this.order.single(() => this.handle.trainerClose(this.native));
   }
 }
 

@@ -12,7 +12,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New(env, excise::RuntimeInfoJs, "runtimeInfo"));
   exports.Set("readSafetensors", Napi::Function::New(env, excise::ReadSafetensorsJs, "readSafetensors"));
   exports.Set("writeSafetensors", Napi::Function::New(env, excise::WriteSafetensorsJs, "writeSafetensors"));
-  exports.Set("NativeModel", excise::ModelWrap::Define(env));
+  // The model class is not exported: only loadModel / createRandomModel construct it.
+  excise::ModelWrap::Define(env);
+  exports.Set("stopModelThreadsForExit", Napi::Function::New(env, excise::StopModelThreadsForExitJs, "stopModelThreadsForExit"));
   exports.Set("loadModel", Napi::Function::New(env, excise::LoadModelJs, "loadModel"));
   exports.Set("createRandomModel", Napi::Function::New(env, excise::CreateRandomModelJs, "createRandomModel"));
   return exports;

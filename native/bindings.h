@@ -7,5 +7,6 @@ namespace excise {
 Napi::Value RuntimeInfoJs(const Napi::CallbackInfo& info);  // runtime_binding.cc
 Napi::Value ReadSafetensorsJs(const Napi::CallbackInfo& info);   // safetensors_binding.cc
 Napi::Value WriteSafetensorsJs(const Napi::CallbackInfo& info);  // safetensors_binding.cc
+Napi::Value StopModelThreadsForExitJs(const Napi::CallbackInfo& info);  // worker.cc
 
 }  // namespace excise

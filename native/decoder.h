@@ -73,6 +73,10 @@ class Decoder {
   std::vector<Block>& blocks() { return blocks_; }
   const std::vector<Block>& blocks() const { return blocks_; }
 
+  // config.json as the loader parsed it (or the config given to createRandomModel): the one parse
+  // of it; JS reads it back (Model's source config) to save it with the model.
+  Json sourceConfig;
+
   // Weights the loader binds.
   at::Tensor embed, posEmbed, lmHead;  // lmHead may alias embed (tied)
   Linear projIn, projOut;              // OPT word_embed_proj_dim != hidden

@@ -8,6 +8,7 @@
 #include "addon_data.h"
 #include "bindings.h"
 #include "errors.h"
+#include "handles.h"
 #include "js_tensors.h"
 #include "model_loader.h"
 #include "runtime.h"
@@ -20,6 +21,31 @@ namespace {
 std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (info.Length() <= i || !info[i].IsString()) throw Error(code::kInvalidArgument, std::string(what) + ": expected a string");
   return info[i].As<Napi::String>().Utf8Value();
+}
+
+// A parsed JSON value as a JS value (numbers as doubles, as JSON.parse gives them).
+Napi::Value JsonToJs(Napi::Env env, const Json& j) {
+  switch (j.type()) {
+    case Json::Type::Null: return env.Null();
+    case Json::Type::Bool: return Napi::Boolean::New(env, j.asBool());
+    case Json::Type::Number: return Napi::Number::New(env, j.asDouble());
+    case Json::Type::String: return Napi::String::New(env, j.asString());
+    case Json::Type::Array: {
+      const auto& items = j.asArray();
+      Napi::Array a = Napi::Array::New(env, items.size());
+      for (size_t i = 0; i < items.size(); ++i) a.Set(static_cast<uint32_t>(i), JsonToJs(env, items[i]));
+      return a;
+    }
+    case Json::Type::Object: {
+      Napi::Object o = Napi::Object::New(env);
+      // Define, not Set: a key such as "__proto__" stays an ordinary own property.
+      for (const auto& [key, value] : j.asObject()) {
+        o.DefineProperty(Napi::PropertyDescriptor::Value(key, JsonToJs(env, value), napi_default_jsproperty));
+      }
+      return o;
+    }
+  }
+  return env.Undefined();
 }
 
 // float32, CPU, contiguous: what crosses into JS.
@@ -175,6 +201,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
   Napi::Function f = DefineClass(env, "NativeModel",
                                  {
                                      InstanceMethod<&ModelWrap::Config>("config"),
+                                     InstanceMethod<&ModelWrap::SourceConfig>("sourceConfig"),
                                      InstanceMethod<&ModelWrap::Forward>("forward"),
                                      InstanceMethod<&ModelWrap::Generate>("generate"),
                                      InstanceMethod<&ModelWrap::TensorNames>("tensorNames"),
@@ -196,8 +223,10 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
 }
 
 ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
-  if (info.Length() < 1 || !info[0].IsExternal()) {
-    throw Napi::TypeError::New(info.Env(), "NativeModel is created by loadModel()");
+  // Only Wrap() can construct one: it passes a tagged External that JS cannot forge.
+  if (info.Length() < 1 || !info[0].IsExternal() ||
+      !info[0].As<Napi::External<std::shared_ptr<Decoder>>>().CheckTypeTag(&tags::kModelConstruction)) {
+    throw MakeJsError(info.Env(), {code::kInvalidArgument, "NativeModel is created by loadModel() or createRandomModel()"});
   }
   auto* d = info[0].As<Napi::External<std::shared_ptr<Decoder>>>().Data();
   decoder_ = *d;
@@ -244,6 +273,12 @@ Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
     o.Set("eosTokenIds", eos);
     return o;
   });
+}
+
+// sourceConfig() -> config.json as parsed at load (a fresh object on every call)
+Napi::Value ModelWrap::SourceConfig(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value { return JsonToJs(env, decoder()->sourceConfig); });
 }
 
 // forward(ids: Int32Array, batch, seq, mask: Int32Array | null, capture: string[])
@@ -319,6 +354,7 @@ Napi::Object ModelWrap::Wrap(Napi::Env env, std::shared_ptr<Decoder> decoder) {
   std::shared_ptr<Decoder> holder = std::move(decoder);
   // The constructor copies the shared_ptr out of the External during New().
   Napi::External<std::shared_ptr<Decoder>> ext = Napi::External<std::shared_ptr<Decoder>>::New(env, &holder);
+  ext.TypeTag(&tags::kModelConstruction);
   return GetAddonData(env).modelClass.New({ext});
 }
 

@@ -182,6 +182,7 @@ std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& 
   const Json root = ReadJsonFile(configFile, code::kConfigMissing);
   const FamilyAdapter* family = nullptr;
   std::unique_ptr<Decoder> d = BuildFromConfig(root, configFile, opts, &family);
+  d->sourceConfig = root;
   const DecoderConfig& cfg = d->config();
 
   Checkpoint ckpt = OpenCheckpoint(dir);
@@ -249,6 +250,7 @@ std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, cons
   }
   const FamilyAdapter* family = nullptr;
   std::unique_ptr<Decoder> d = BuildFromConfig(root, "config", opts, &family);
+  d->sourceConfig = root;
   const DecoderConfig& cfg = d->config();
   at::Generator gen = at::detail::createCPUGenerator(seed);
   for (const Slot& slot : ExpectedTensors(*family, cfg, family->prefixes[0])) {

@@ -3,10 +3,12 @@
 #include <c10/core/InferenceMode.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "errors.h"
 #include "js_tensors.h"
 #include "eval.h"
+#include "handles.h"
 #include "model_binding.h"
 #include "safetensors.h"
 #include "stats.h"
@@ -18,8 +20,7 @@ namespace {
 using StatsHandle = std::shared_ptr<StatsAccumulator>;
 
 StatsHandle& SessionArg(const Napi::Value& v) {
-  if (!v.IsExternal()) throw Error(code::kInvalidArgument, "expected a statistics session");
-  StatsHandle& h = *v.As<Napi::External<StatsHandle>>().Data();
+  StatsHandle& h = HandleArg<StatsAccumulator>(v, tags::kStatsSession, "a statistics session");
   if (!h) throw Error(code::kInvalidArgument, "this statistics session has already been exported");
   return h;
 }
@@ -60,31 +61,47 @@ std::vector<std::vector<double>> LayerMeans(const Napi::Value& v) {
 
 class CollectJob : public Job {
  public:
-  CollectJob(Napi::Env env, std::shared_ptr<Decoder> d, StatsHandle stats, at::Tensor ids, at::Tensor mask, int64_t tokens)
-      : Job(env), d_(std::move(d)), stats_(std::move(stats)), ids_(std::move(ids)), mask_(std::move(mask)), tokens_(tokens) {}
+  CollectJob(Napi::Env env, std::shared_ptr<Decoder> d, StatsHandle stats, at::Tensor ids, at::Tensor mask)
+      : Job(env), d_(std::move(d)), stats_(std::move(stats)), ids_(std::move(ids)), mask_(std::move(mask)) {}
 
   void Execute() override {
     c10::InferenceMode guard;
     StatsAccumulator* acc = stats_.get();
-    HookSet hooks(d_->config().nLayers, [acc](const HookPoint& p, const at::Tensor& act, const HookContext& ctx) {
-      acc->Accumulate(p, act, ctx);
-    });
-    for (const HookPoint& p : acc->points()) hooks.enable(p);
-    ForwardOptions opts;
-    opts.attentionMask = mask_;
-    opts.hooks = &hooks;
-    opts.computeLogits = false;
-    opts.stopAfterLayer = acc->lastLayer();
-    d_->forward(ids_.to(d_->device()), opts);
+    // A batch lands whole or not at all: if the forward fails part-way (out of memory, say), the
+    // hooks it already ran are rolled back.
+    StatsAccumulator::Checkpoint before = acc->Save();
+    // Test-only fault injection (test/host.test.ts): EXCISE_TEST_FAIL_STATS_HOOK=N fails the batch
+    // as if the device ran out of memory in its Nth hook, after N-1 hooks have accumulated.
+    const char* failAt = std::getenv("EXCISE_TEST_FAIL_STATS_HOOK");
+    const long failHook = failAt != nullptr ? std::strtol(failAt, nullptr, 10) : 0;
+    long hookCount = 0;
+    try {
+      HookSet hooks(d_->config().nLayers, [&](const HookPoint& p, const at::Tensor& act, const HookContext& ctx) {
+        if (++hookCount == failHook) throw Error(code::kOutOfMemory, "collect: injected failure in hook " + std::to_string(hookCount));
+        acc->Accumulate(p, act, ctx);
+      });
+      for (const HookPoint& p : acc->points()) hooks.enable(p);
+      ForwardOptions opts;
+      opts.attentionMask = mask_;
+      opts.hooks = &hooks;
+      opts.computeLogits = false;
+      opts.stopAfterLayer = acc->lastLayer();
+      d_->forward(ids_.to(d_->device()), opts);
+    } catch (...) {
+      acc->Rollback(std::move(before));
+      throw;
+    }
+    // Real tokens, counted from the mask itself (1 = token): the statistics' denominator.
+    tokens_ = mask_.defined() ? mask_.ne(0).sum().item<int64_t>() : ids_.numel();
     acc->tokens += tokens_;
   }
-  Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
+  Napi::Value OnOK(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(tokens_)); }
 
  private:
   std::shared_ptr<Decoder> d_;
   StatsHandle stats_;
   at::Tensor ids_, mask_;
-  int64_t tokens_;
+  int64_t tokens_ = 0;
 };
 
 class StatsExportJob : public Job {
@@ -126,6 +143,27 @@ class StatsExportJob : public Job {
   std::vector<Packed> cpu_;
 };
 
+// The masks as JS sees them: { ff: Uint8Array[], attn: Uint8Array[] } (1 = pruned), per layer.
+struct MaskSnapshot {
+  std::vector<std::vector<uint8_t>> ff, attn;
+  static MaskSnapshot Of(const PruneState& st) { return {st.ffMask(), st.attnMask()}; }
+  Napi::Object ToJs(Napi::Env env) const {
+    auto layers = [&](const std::vector<std::vector<uint8_t>>& m) {
+      Napi::Array a = Napi::Array::New(env, m.size());
+      for (size_t l = 0; l < m.size(); ++l) {
+        Napi::Uint8Array u = Napi::Uint8Array::New(env, m[l].size());
+        std::copy(m[l].begin(), m[l].end(), u.Data());
+        a.Set(static_cast<uint32_t>(l), u);
+      }
+      return a;
+    };
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ff", layers(ff));
+    o.Set("attn", layers(attn));
+    return o;
+  }
+};
+
 class PruneJob : public Job {
  public:
   PruneJob(Napi::Env env, std::shared_ptr<Decoder> d, std::shared_ptr<PruneState> st, PruneRequest req)
@@ -133,9 +171,11 @@ class PruneJob : public Job {
   void Execute() override {
     c10::InferenceMode guard;
     result_ = st_->Apply(*d_, req_);
+    masks_ = MaskSnapshot::Of(*st_);  // from the same job: no later job can come in between
   }
   Napi::Value OnOK(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
+    o.Set("masks", masks_.ToJs(env));
     auto arr = [&](const std::vector<int64_t>& v) {
       Napi::Array a = Napi::Array::New(env, v.size());
       for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), static_cast<double>(v[i]));
@@ -151,6 +191,7 @@ class PruneJob : public Job {
   std::shared_ptr<PruneState> st_;
   PruneRequest req_;
   PruneResult result_;
+  MaskSnapshot masks_;
 };
 
 class RestoreJob : public Job {
@@ -159,40 +200,25 @@ class RestoreJob : public Job {
   void Execute() override {
     c10::InferenceMode guard;
     st_->Restore();
+    masks_ = MaskSnapshot::Of(*st_);
   }
-  Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
+  Napi::Value OnOK(Napi::Env env) override { return masks_.ToJs(env); }
 
  private:
   std::shared_ptr<Decoder> d_;
   std::shared_ptr<PruneState> st_;
+  MaskSnapshot masks_;
 };
 
 class MasksJob : public Job {
  public:
   MasksJob(Napi::Env env, std::shared_ptr<PruneState> st) : Job(env), st_(std::move(st)) {}
-  void Execute() override {
-    ff_ = st_->ffMask();
-    attn_ = st_->attnMask();
-  }
-  Napi::Value OnOK(Napi::Env env) override {
-    auto layers = [&](const std::vector<std::vector<uint8_t>>& m) {
-      Napi::Array a = Napi::Array::New(env, m.size());
-      for (size_t l = 0; l < m.size(); ++l) {
-        Napi::Uint8Array u = Napi::Uint8Array::New(env, m[l].size());
-        std::copy(m[l].begin(), m[l].end(), u.Data());
-        a.Set(static_cast<uint32_t>(l), u);
-      }
-      return a;
-    };
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("ff", layers(ff_));
-    o.Set("attn", layers(attn_));
-    return o;
-  }
+  void Execute() override { masks_ = MaskSnapshot::Of(*st_); }
+  Napi::Value OnOK(Napi::Env env) override { return masks_.ToJs(env); }
 
  private:
   std::shared_ptr<PruneState> st_;
-  std::vector<std::vector<uint8_t>> ff_, attn_;
+  MaskSnapshot masks_;
 };
 
 // Writes the checkpoint tensors (under their own names) into `dir` as model.safetensors, or as
@@ -280,8 +306,7 @@ class EvalJob : public Job {
 using TrainerHandle = std::shared_ptr<Trainer>;
 
 TrainerHandle& TrainerArg(const Napi::Value& v) {
-  if (!v.IsExternal()) throw Error(code::kInvalidArgument, "expected a trainer");
-  TrainerHandle& h = *v.As<Napi::External<TrainerHandle>>().Data();
+  TrainerHandle& h = HandleArg<Trainer>(v, tags::kTrainer, "a trainer");
   if (!h) throw Error(code::kInvalidArgument, "this trainer is closed");
   return h;
 }
@@ -338,9 +363,9 @@ Napi::Value ModelWrap::TrainerCreate(const Napi::CallbackInfo& info) {
     t.eps = o.Get("eps").As<Napi::Number>().DoubleValue();
     t.weightDecay = o.Get("weightDecay").As<Napi::Number>().DoubleValue();
     t.gradClip = o.Get("gradClip").As<Napi::Number>().DoubleValue();
-    // Created here, on the JS thread: it only flags tensors and allocates the moments.
-    auto* handle = new TrainerHandle(std::make_shared<Trainer>(d, t));
-    return Napi::External<TrainerHandle>::New(env, handle, [](Napi::Env, TrainerHandle* h) { delete h; });
+    // Only the options are checked here: flagging the weights and allocating the optimizer state
+    // happen on the model thread, at the first step (weights change only through the queue).
+    return NewHandle(env, std::make_shared<Trainer>(d, t), tags::kTrainer);
   });
 }
 
@@ -399,12 +424,11 @@ Napi::Value ModelWrap::StatsBegin(const Napi::CallbackInfo& info) {
       if (!ParseHookName(name, d->config().nLayers, &p)) throw Error(code::kInvalidArgument, "hooks: unknown hook point \"" + name + "\"");
       points.push_back(p);
     }
-    auto* handle = new StatsHandle(std::make_shared<StatsAccumulator>(std::move(points), d->config().nLayers));
-    return Napi::External<StatsHandle>::New(env, handle, [](Napi::Env, StatsHandle* h) { delete h; });
+    return NewHandle(env, std::make_shared<StatsAccumulator>(std::move(points), d->config().nLayers), tags::kStatsSession);
   });
 }
 
-// collectBatch(session, ids: Int32Array, batch, seq, mask: Int32Array | null, tokens) -> Promise<void>
+// collectBatch(session, ids: Int32Array, batch, seq, mask: Int32Array | null) -> Promise<real tokens counted>
 Napi::Value ModelWrap::CollectBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -414,8 +438,7 @@ Napi::Value ModelWrap::CollectBatch(const Napi::CallbackInfo& info) {
     const int64_t seq = info[3].As<Napi::Number>().Int64Value();
     at::Tensor ids = TokenIdsArg(info[1], batch, seq, d->config().vocabSize);
     at::Tensor mask = OptionalMaskArg(info[4], batch, seq);
-    const int64_t tokens = info[5].As<Napi::Number>().Int64Value();
-    return Queue(env, std::make_unique<CollectJob>(env, d, std::move(stats), std::move(ids), std::move(mask), tokens));
+    return Queue(env, std::make_unique<CollectJob>(env, d, std::move(stats), std::move(ids), std::move(mask)));
   });
 }
 

@@ -12,6 +12,32 @@ int64_t StatsAccumulator::lastLayer() const {
   return last;
 }
 
+StatsAccumulator::Checkpoint StatsAccumulator::Save() const {
+  Checkpoint c;
+  c.tokens = tokens;
+  for (const NeuronSums& s : sums_) {
+    if (!s.sum.defined()) {
+      c.sums.push_back({});  // not allocated yet: rolling back un-allocates it
+      continue;
+    }
+    c.sums.push_back({s.sum.clone(), s.sumAbs.clone(), s.sumSq.clone(), s.sumSqrtAbs.clone(), s.countPositive.clone()});
+  }
+  return c;
+}
+
+void StatsAccumulator::Rollback(Checkpoint&& c) {
+  tokens = c.tokens;
+  for (size_t i = 0; i < sums_.size(); ++i) {
+    auto& saved = c.sums[i];
+    NeuronSums& s = sums_[i];
+    s.sum = std::move(saved[0]);
+    s.sumAbs = std::move(saved[1]);
+    s.sumSq = std::move(saved[2]);
+    s.sumSqrtAbs = std::move(saved[3]);
+    s.countPositive = std::move(saved[4]);
+  }
+}
+
 namespace {
 
 // CPU: one fused pass over the activations (the ATen ops below take five passes in float64, which

@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <array>
 #include <vector>
 
 #include "hooks.h"
@@ -27,8 +28,17 @@ class StatsAccumulator {
 
   const std::vector<HookPoint>& points() const { return points_; }
   const std::vector<NeuronSums>& sums() const { return sums_; }
-  // Real (non-padding) tokens seen; the collect job adds each batch's count (known on the host).
+  // Real (non-padding) tokens seen; the collect job adds each batch's count, taken from its mask.
   int64_t tokens = 0;
+
+  // The sums as they are now, to roll a failed batch back: a batch's statistics land whole or not
+  // at all. Costs one copy of the [width] vectors per hook (nothing next to the batch's forward).
+  struct Checkpoint {
+    std::vector<std::array<at::Tensor, 5>> sums;  // per point: sum, sumAbs, sumSq, sumSqrtAbs, countPositive
+    int64_t tokens = 0;
+  };
+  Checkpoint Save() const;
+  void Rollback(Checkpoint&& c);
   // Deepest layer any point needs (the forward can stop after it).
   int64_t lastLayer() const;
 

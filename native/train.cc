@@ -13,6 +13,10 @@ Trainer::Trainer(std::shared_ptr<Decoder> d, TrainOptions o) : d_(std::move(d)),
   if (!(o_.lr > 0) || o_.totalSteps < 1 || o_.warmupSteps < 0) {
     throw Error(code::kInvalidArgument, "train: lr must be > 0, totalSteps >= 1, warmupSteps >= 0");
   }
+}
+
+void Trainer::Start() {
+  started_ = true;
   std::set<const void*> seen;  // a tied LM head shares the embedding's storage: train it once
   for (auto& [name, t] : d_->params()) {
     if (!at::isFloatingType(t.scalar_type()) || t.device() != d_->device()) continue;
@@ -28,6 +32,7 @@ Trainer::Trainer(std::shared_ptr<Decoder> d, TrainOptions o) : d_(std::move(d)),
 }
 
 void Trainer::Close() {
+  closed_ = true;
   for (auto& p : params_) {
     p.mutable_grad() = at::Tensor();
     p.requires_grad_(false);
@@ -46,7 +51,9 @@ double Trainer::LearningRate(int64_t step) const {
 }
 
 TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask) {
-  if (params_.empty()) throw Error(code::kInvalidArgument, "train: this trainer is closed");
+  if (closed_) throw Error(code::kInvalidArgument, "train: this trainer is closed");
+  if (!started_) Start();
+  if (params_.empty()) throw Error(code::kInvalidArgument, "train: the model has no floating-point weights to train");
   const int64_t S = ids.size(1);
   if (S < 2) throw Error(code::kInvalidArgument, "train: sequences need at least 2 tokens");
   c10::AutoGradMode gradMode(true);

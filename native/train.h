@@ -31,16 +31,23 @@ struct TrainStepResult {
   int64_t tokens = 0;   // predicted positions
 };
 
+// Constructed on the JS thread (it only checks the options); everything that touches the weights
+// (flagging them for gradients, allocating the moments, stepping, closing) runs on the model thread.
 class Trainer {
  public:
   Trainer(std::shared_ptr<Decoder> d, TrainOptions o);
-  // ids [batch, seq] int64 (CPU); mask [batch, seq] (1 = token) or undefined.
+  // ids [batch, seq] int64 (CPU); mask [batch, seq] (1 = token) or undefined. The first step starts
+  // training (see Start()).
   TrainStepResult Step(const at::Tensor& ids, const at::Tensor& mask);
   double LearningRate(int64_t step) const;  // the schedule, 1-based step
   // Ends training: the weights stop requiring gradients and the optimizer state is freed.
   void Close();
 
  private:
+  // Flags the weights for gradients and allocates the optimizer state (model thread).
+  void Start();
+  bool started_ = false;
+  bool closed_ = false;
   std::shared_ptr<Decoder> d_;
   TrainOptions o_;
   std::vector<at::Tensor> params_;  // unique float tensors of the model (tied weights once)

@@ -50,6 +50,8 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   for (const h of hooks) {
     if (!valid.has(h)) throw new ExciseError('ERR_INVALID_ARGUMENT', `collect: unknown hook point "${h}" (expected blocks.{0..${config.nLayers - 1}}.mlp.pre_out or blocks.{L}.attn.pre_out)`);
   }
+  const onProgress = options.onProgress;
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgument('collect: onProgress', 'a function', onProgress);
   const maxTokens = positiveInt('collect: maxTokens', options.maxTokens ?? Infinity, true);
   const batchSize = positiveInt('collect: batchSize', options.batchSize ?? 8);
   const maxLength = positiveInt('collect: maxLength', options.maxLength ?? Math.min(config.maxPositions, 1024));
@@ -58,21 +60,32 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   }
   const uniqueHooks = [...new Set(hooks)];
   const session = target.handle.statsBegin(uniqueHooks);
-  let tokens = 0;
+  // Real tokens as the native core counted them (from each batch's mask): the statistics' own
+  // denominator. `read` counts what was sent, for progress.
+  let counted = 0;
+  let read = 0;
   // Keep at most two batches queued natively: enough to keep the device busy, bounded memory.
-  const inFlight: Promise<void>[] = [];
-  for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize })) {
-    if (options.signal?.aborted) {
-      await Promise.allSettled(inFlight);
-      throw new ExciseError('ERR_ABORTED', 'collect: aborted');
+  // Every batch promise gets a handler the moment it exists, and on any failure (a batch, the
+  // source, an abort) the batches still in flight are awaited before the error propagates: no
+  // rejection is ever left unhandled, and no batch still runs after collect() has settled.
+  const inFlight: Promise<number>[] = [];
+  const settleInFlight = () => Promise.allSettled(inFlight.splice(0));
+  try {
+    for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize })) {
+      if (options.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'collect: aborted');
+      const batchDone = withCallerStack(() => target.handle.collectBatch(session, b.data, b.batch, b.seq, b.mask));
+      batchDone.catch(() => {});  // handled where it is awaited; this keeps it from counting as unhandled meanwhile
+      inFlight.push(batchDone);
+      read += b.tokens;
+      if (inFlight.length >= 2) counted += await inFlight.shift()!;
+      onProgress?.(read);
     }
-    inFlight.push(withCallerStack(() => target.handle.collectBatch(session, b.data, b.batch, b.seq, b.mask, b.tokens)));
-    tokens += b.tokens;
-    if (inFlight.length >= 2) await inFlight.shift();
-    options.onProgress?.(tokens);
+    while (inFlight.length > 0) counted += await inFlight.shift()!;
+  } catch (err) {
+    await settleInFlight();
+    throw err;
   }
-  await Promise.all(inFlight);
-  if (tokens === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'collect: the source has no tokens');
+  if (counted === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'collect: the source has no tokens');
   const exported = await target.handle.statsExport(session);
   const sums = new Map<string, NeuronSums>();
   for (const h of uniqueHooks) sums.set(h, exported.hooks[h]);
