@@ -384,6 +384,30 @@ describe('loadModel on a damaged GPT-2 checkpoint', () => {
   });
 });
 
+describe('loadModel on a GPT-2 checkpoint with an extra empty tensor torch cannot hold', () => {
+  // Valid for the official reader (the element count is 0), but torch sizes and strides are int64:
+  // a coded ERR_SAFETENSORS_INVALID naming the tensor, not ERR_TORCH from a stride overflow.
+  it.each([
+    ['[0, 2^62, 8] (strides overflow int64)', [0, '4611686018427387904', 8]],
+    ['[2^63, 0] (a dimension above int64)', ['9223372036854775808', 0]],
+  ])('refuses %s', async (_what, shape) => {
+    const folder = join(dir, `gpt2-extra-${fileCounter++}`);
+    mkdirSync(folder);
+    copyFileSync(join(GPT2_DIR, 'config.json'), join(folder, 'config.json'));
+    const { buf, header, dataStart } = parseByHand(GPT2);
+    const end = buf.length - dataStart;
+    const extra = `"extra.empty":{"dtype":"F32","shape":[${shape.join(',')}],"data_offsets":[${end},${end}]}`;
+    const text = `${JSON.stringify(header).slice(0, -1)},${extra}}`;
+    const file = fileBytes(text.padEnd(Math.ceil(text.length / 8) * 8), buf.subarray(dataStart));
+    writeFileSync(join(folder, 'model.safetensors'), file);
+    const read = await readSafetensors(join(folder, 'model.safetensors')); // the file itself is valid
+    expect(read.tensors['extra.empty'].shape.map(String)).toEqual(shape.map(String));
+    const err = await rejection(loadModel(folder));
+    expect(err.code).toBe('ERR_SAFETENSORS_INVALID');
+    expect(err.message).toContain('tensor "extra.empty": its shape is too large for a torch tensor');
+  });
+});
+
 describe('argument validation', () => {
   const path = () => join(dir, 'invalid-args.safetensors');
   const cases: Array<[string, () => Promise<unknown>, string[]]> = [
