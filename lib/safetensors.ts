@@ -3,8 +3,14 @@
  *
  * Tensors travel as typed arrays (copies, never views of the file): Float32Array for F32,
  * Float64Array for F64, BigInt64Array for I64, Int32Array/Int16Array/Int8Array for I32/I16/I8,
- * Uint8Array for U8 and BOOL (0 or 1), and Uint16Array holding the raw bits for F16 and BF16.
+ * Uint8Array for U8 and BOOL, and Uint16Array holding the raw bits for F16 and BF16.
  * Writes are atomic: a temporary file in the same folder is renamed over the target.
+ *
+ * Reading accepts exactly the files the official safetensors reader (0.8.0) accepts and returns
+ * the same names, dtypes, shapes, metadata and bytes, with two deliberate refusals: duplicate JSON
+ * keys (the format forbids them) and dtypes excise does not compute with (FP8/FP6/FP4, U16/U32/U64,
+ * C64). All validation is in the native reader (native/safetensors.cc); see the README's
+ * "Safetensors files" section and test/safetensors.diff.test.ts.
  */
 import { ExciseError, describeValue, invalidArgument, withCallerStack } from './errors.js';
 import { native, type NativeSafetensorsTensor } from './native.js';
@@ -25,7 +31,11 @@ export interface SafetensorsArrayTypes {
   BOOL: Uint8Array;
 }
 
-/** One tensor: `data` holds product(shape) elements in row-major order. */
+/**
+ * One tensor: `data` holds product(shape) elements in row-major order. A dimension that a file
+ * declares above Number.MAX_SAFE_INTEGER (legal only in an empty tensor, next to a 0) is read as a
+ * bigint so that it stays exact; writeSafetensors takes numbers only.
+ */
 export type SafetensorsTensor = {
   [D in SafetensorsDtype]: { dtype: D; shape: number[]; data: SafetensorsArrayTypes[D] };
 }[SafetensorsDtype];
@@ -99,7 +109,12 @@ function checkTensor(name: string, value: unknown): NativeSafetensorsTensor {
   return { dtype: d, shape: [...(shape as number[])], data: array };
 }
 
-/** Reads every tensor and the metadata of a .safetensors file. */
+/**
+ * Reads every tensor and the metadata of a .safetensors file. BOOL bytes come back as stored (the
+ * format says 0 or 1; a file holding other bytes is returned as is, like the official reader does).
+ * Fails with ERR_SAFETENSORS_INVALID (the file breaks the format), ERR_IO (missing, not a regular
+ * file, unreadable).
+ */
 export async function readSafetensors(path: string): Promise<SafetensorsContents> {
   const checked = checkPath(path);
   return withCallerStack(() => native().readSafetensors(checked) as Promise<SafetensorsContents>);

@@ -17,8 +17,6 @@ namespace excise {
 
 namespace {
 
-constexpr int kMaxDepth = 256;
-
 const char* TypeName(Json::Type t) {
   switch (t) {
     case Json::Type::Null: return "null";
@@ -87,7 +85,7 @@ int64_t DecimalMagnitude(const char* p, const char* end) {
 // Recursive descent over the input bytes. Every error names the byte offset where it was found.
 class JsonParser {
  public:
-  explicit JsonParser(const std::string& text) : s_(text.data()), n_(text.size()) {}
+  JsonParser(const std::string& text, int maxDepth) : s_(text.data()), n_(text.size()), maxDepth_(maxDepth) {}
 
   Json ParseDocument() {
     SkipWhitespace();
@@ -147,7 +145,7 @@ class JsonParser {
   }
 
   Json ParseObject(int depth) {
-    if (depth > kMaxDepth) Fail("nesting deeper than " + std::to_string(kMaxDepth));
+    if (depth > maxDepth_) Fail("nesting deeper than " + std::to_string(maxDepth_));
     Expect('{');
     Json v;
     v.type_ = Json::Type::Object;
@@ -180,7 +178,7 @@ class JsonParser {
   }
 
   Json ParseArray(int depth) {
-    if (depth > kMaxDepth) Fail("nesting deeper than " + std::to_string(kMaxDepth));
+    if (depth > maxDepth_) Fail("nesting deeper than " + std::to_string(maxDepth_));
     Expect('[');
     Json v;
     v.type_ = Json::Type::Array;
@@ -337,12 +335,18 @@ class JsonParser {
       FailAt("invalid number", start);
     }
     if (integral) {
-      // Keep the exact value when it fits: safetensors offsets can exceed 2^53.
+      // Keep the exact value when it fits: safetensors offsets and dimensions can exceed 2^53.
       int64_t i = 0;
       auto r = std::from_chars(first, last, i);
       if (r.ec == std::errc() && r.ptr == last) {
         v.int_ = i;
         v.intValid_ = true;
+      }
+      uint64_t u = 0;
+      auto ru = std::from_chars(first, last, u);  // rejects any '-', "-0" included (a float for serde_json)
+      if (ru.ec == std::errc() && ru.ptr == last) {
+        v.uint_ = u;
+        v.uintValid_ = true;
       }
     }
     return v;
@@ -350,10 +354,11 @@ class JsonParser {
 
   const char* s_;
   size_t n_;
+  int maxDepth_;
   size_t pos_ = 0;
 };
 
-Json Json::Parse(const std::string& text) { return JsonParser(text).ParseDocument(); }
+Json Json::Parse(const std::string& text, int maxDepth) { return JsonParser(text, maxDepth).ParseDocument(); }
 
 bool Json::asBool() const {
   if (type_ != Type::Bool) WrongType("a boolean", type_);
@@ -368,6 +373,11 @@ double Json::asDouble() const {
 int64_t Json::asInt() const {
   if (!isInteger()) WrongType("an integer", type_);
   return int_;
+}
+
+uint64_t Json::asUint() const {
+  if (!isUnsigned()) WrongType("a non-negative integer", type_);
+  return uint_;
 }
 
 const std::string& Json::asString() const {
@@ -413,6 +423,8 @@ Json Json::Integer(int64_t v) {
   j.num_ = static_cast<double>(v);
   j.int_ = v;
   j.intValid_ = true;
+  j.uint_ = static_cast<uint64_t>(v);
+  j.uintValid_ = v >= 0;
   return j;
 }
 

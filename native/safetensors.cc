@@ -49,6 +49,11 @@ const DtypeEntry* EntryFor(at::ScalarType t) {
 }
 
 const char* kSupportedList = "F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL";
+// Dtypes of the official format (safetensors 0.8.0) that excise does not compute with.
+const std::string kOtherOfficialDtypes[] = {"F4",      "F6_E2M3",     "F6_E3M2",     "F8_E5M2", "F8_E4M3", "F8_E8M0",
+                                            "F8_E4M3FNUZ", "F8_E5M2FNUZ", "U16",         "U32",     "U64",     "C64"};
+// serde_json's recursion limit, which the official reader's header parse runs under.
+constexpr int kMaxHeaderDepth = 127;
 
 std::string Quote(const std::string& s) { return "\"" + s + "\""; }
 
@@ -71,9 +76,24 @@ std::string ParentDir(const std::string& path) {
   return path.substr(0, slash);
 }
 
-std::string ReadWholeFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// Opens a regular file for reading. Checked before opening (a FIFO without a writer would block
+// the open itself) and again on the descriptor (the path may have changed in between); O_NONBLOCK
+// keeps even that race from hanging.
+int OpenRegularFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) throw Error(code::kIo, "cannot open " + path + ": " + Errno(errno));
+  if (!S_ISREG(st.st_mode)) throw Error(code::kIo, "cannot read " + path + ": not a regular file");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw Error(code::kIo, "cannot open " + path + ": " + Errno(errno));
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(code::kIo, "cannot read " + path + ": not a regular file");
+  }
+  return fd;
+}
+
+std::string ReadWholeFile(const std::string& path) {
+  int fd = OpenRegularFile(path);
   std::string out;
   char buf[1 << 16];
   for (;;) {
@@ -130,17 +150,12 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
   file->self_ = file;
   auto invalid = [&](const std::string& what) { return Error(code::kSafetensorsInvalid, "invalid safetensors file " + path + ": " + what); };
 
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(code::kIo, "cannot open " + path + ": " + Errno(errno));
+  const int fd = OpenRegularFile(path);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int err = errno;
     ::close(fd);
     throw Error(code::kIo, "cannot stat " + path + ": " + Errno(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(code::kIo, "cannot read " + path + ": not a regular file");
   }
   const uint64_t fileSize = static_cast<uint64_t>(st.st_size);
   if (fileSize < 8) {
@@ -175,11 +190,12 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
   file->dataStart_ = 8 + headerLen;
   const uint64_t dataSize = fileSize - file->dataStart_;
 
+  // The header is exactly the declared bytes: JSON whitespace may surround the object (writers pad
+  // with spaces), anything else (a NUL, a byte of the data) is invalid JSON.
   std::string headerText(reinterpret_cast<const char*>(bytes + 8), headerLen);
-  if (headerText[0] != '{') throw invalid("the header does not start with '{'");
   Json header;
   try {
-    header = Json::Parse(headerText);
+    header = Json::Parse(headerText, kMaxHeaderDepth);
   } catch (const std::exception& e) {
     throw invalid(std::string("the header is not valid JSON (") + e.what() + ")");
   }
@@ -187,6 +203,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
 
   for (const auto& [name, entry] : header.asObject()) {
     if (name == "__metadata__") {
+      if (entry.isNull()) continue;  // the official reader's Option: null is no metadata
       if (!entry.isObject()) throw invalid("__metadata__ is not an object");
       for (const auto& [key, value] : entry.asObject()) {
         if (!value.isString()) throw invalid("__metadata__ value for " + Quote(key) + " is not a string");
@@ -196,9 +213,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
     }
     auto bad = [&](const std::string& what) { return invalid("tensor " + Quote(name) + ": " + what); };
     if (!entry.isObject()) throw bad("the entry is not an object");
-    for (const auto& [key, value] : entry.asObject()) {
-      if (key != "dtype" && key != "shape" && key != "data_offsets") throw bad("unexpected key " + Quote(key));
-    }
+    // Other keys are ignored, as the official reader does (writers may add their own).
     const Json* dtype = entry.find("dtype");
     const Json* shape = entry.find("shape");
     const Json* offsets = entry.find("data_offsets");
@@ -212,25 +227,37 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
     info.dtypeName = dtype->asString();
     bool known = false;
     info.dtype = DtypeFromName(info.dtypeName, &known);
-    if (!known) throw bad("unsupported dtype " + Quote(info.dtypeName) + " (supported: " + kSupportedList + ")");
-    const size_t elementSize = EntryFor(info.dtype)->size;
+    if (!known) {
+      const bool official = std::find(std::begin(kOtherOfficialDtypes), std::end(kOtherOfficialDtypes), info.dtypeName) !=
+                            std::end(kOtherOfficialDtypes);
+      throw bad(std::string(official ? "unsupported dtype " : "unknown dtype ") + Quote(info.dtypeName) + " (excise reads " +
+                kSupportedList + ")");
+    }
+    const uint64_t elementSize = EntryFor(info.dtype)->size;
 
     if (!shape->isArray()) throw bad("\"shape\" is not an array");
     for (const Json& d : shape->asArray()) {
-      if (!d.isInteger() || d.asInt() < 0) throw bad("\"shape\" must hold non-negative integers");
-      info.shape.push_back(d.asInt());
+      if (!d.isUnsigned()) throw bad("\"shape\" must hold integers from 0 to 2^64-1");
+      info.dims.push_back(d.asUint());
+      const bool fits = d.asUint() <= static_cast<uint64_t>(INT64_MAX);
+      info.shape.push_back(fits ? static_cast<int64_t>(d.asUint()) : -1);
+      info.torchShape = info.torchShape && fits;
     }
-    uint64_t expectedBytes;
-    if (!ByteSize(info.shape, elementSize, &expectedBytes)) throw bad("the shape's byte size overflows 64 bits");
+    // As the official reader: the element count, then the bit count, each within 64 bits (so an
+    // empty tensor may have huge dimensions after its 0, but not before it).
+    uint64_t elements = 1, bits;
+    for (uint64_t d : info.dims) {
+      if (__builtin_mul_overflow(elements, d, &elements)) throw bad("the shape's element count overflows 64 bits");
+    }
+    if (__builtin_mul_overflow(elements, elementSize * 8, &bits)) throw bad("the shape's byte size overflows 64 bits");
+    const uint64_t expectedBytes = bits / 8;
 
     if (!offsets->isArray() || offsets->asArray().size() != 2) throw bad("\"data_offsets\" is not a [begin, end] pair");
     const Json& b = offsets->asArray()[0];
     const Json& e = offsets->asArray()[1];
-    if (!b.isInteger() || !e.isInteger() || b.asInt() < 0 || e.asInt() < 0) {
-      throw bad("\"data_offsets\" must be non-negative integers");
-    }
-    info.begin = static_cast<uint64_t>(b.asInt());
-    info.end = static_cast<uint64_t>(e.asInt());
+    if (!b.isUnsigned() || !e.isUnsigned()) throw bad("\"data_offsets\" must be integers from 0 to 2^64-1");
+    info.begin = b.asUint();
+    info.end = e.asUint();
     if (info.begin > info.end) {
       throw bad("data_offsets begin " + std::to_string(info.begin) + " is after end " + std::to_string(info.end));
     }
@@ -246,17 +273,32 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
     file->tensors_.push_back(std::move(info));
   }
 
-  // No two tensors may share bytes (an in-place edit of one would change the other). Gaps are
-  // tolerated; empty tensors occupy nothing and can sit anywhere.
+  // Ordered by (begin, end), the tensors must tile the data buffer: each starts where the previous
+  // ends, the first at 0, the last ends at the buffer's end. No shared bytes (an in-place edit of
+  // one would change another), no hole, nothing trailing: a header length off by a byte or two
+  // (ending inside the header's padding) shifts the buffer and is caught here instead of loading
+  // every weight a byte early. Empty tensors sit at a boundary.
   std::vector<const TensorInfo*> byOffset;
-  for (const auto& t : file->tensors_) {
-    if (t.end > t.begin) byOffset.push_back(&t);
-  }
-  std::sort(byOffset.begin(), byOffset.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->begin < b->begin; });
-  for (size_t i = 1; i < byOffset.size(); ++i) {
-    if (byOffset[i]->begin < byOffset[i - 1]->end) {
-      throw invalid("tensors " + Quote(byOffset[i - 1]->name) + " and " + Quote(byOffset[i]->name) + " overlap in the data buffer");
+  for (const auto& t : file->tensors_) byOffset.push_back(&t);
+  std::sort(byOffset.begin(), byOffset.end(), [](const TensorInfo* a, const TensorInfo* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  uint64_t covered = 0;
+  const TensorInfo* previous = nullptr;
+  for (const TensorInfo* t : byOffset) {
+    if (t->begin < covered) {
+      throw invalid("tensors " + Quote(previous->name) + " and " + Quote(t->name) + " overlap in the data buffer");
     }
+    if (t->begin > covered) {
+      throw invalid("bytes " + std::to_string(covered) + " to " + std::to_string(t->begin) + " of the data buffer belong to no tensor" +
+                    " (a hole before tensor " + Quote(t->name) + ")");
+    }
+    covered = t->end;
+    previous = t;
+  }
+  if (covered != dataSize) {
+    throw invalid("the data buffer is " + std::to_string(dataSize) + " bytes but the tensors cover " + std::to_string(covered) +
+                  " (trailing data, or a header length that does not match the header)");
   }
   return file;
 }
@@ -273,6 +315,17 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
 at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const TensorInfo* info = find(name);
   if (info == nullptr) throw Error(code::kTensorMissing, "tensor " + Quote(name) + " not found in " + path_);
+  // Torch sizes and strides are int64 (a stride multiplies the dimensions after it, 0s counted as 1).
+  bool representable = info->torchShape;
+  uint64_t stride = 1;
+  for (size_t i = info->dims.size(); representable && i-- > 0;) {
+    representable = !__builtin_mul_overflow(stride, std::max<uint64_t>(info->dims[i], 1), &stride) &&
+                    stride <= static_cast<uint64_t>(INT64_MAX);
+  }
+  if (!representable) {
+    throw Error(code::kSafetensorsInvalid, "invalid safetensors file " + path_ + ": tensor " + Quote(name) +
+                                               ": its shape is too large for a torch tensor");
+  }
   auto options = at::TensorOptions().dtype(info->dtype).device(at::kCPU);
   const size_t nbytes = info->end - info->begin;
   if (nbytes == 0) return at::empty(info->shape, options);

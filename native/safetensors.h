@@ -3,8 +3,14 @@
 // Format: 8-byte little-endian header length N, N bytes of JSON header
 //   { "__metadata__": {str: str}, "<name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]} }
 // then the data buffer; offsets are relative to the start of the buffer (byte 8 + N).
-// Every field is validated against the file size before any byte is read: a truncated, oversized
-// or lying file raises excise::Error(ERR_SAFETENSORS_INVALID) naming the file and tensor.
+// The reader applies the official safetensors reader's rules (0.8.0, SafeTensors::read_metadata):
+// the header is exactly N bytes of JSON (whitespace around the object allowed, nesting at most 127
+// deep), shapes and offsets are unsigned 64-bit integers, unknown fields of a tensor entry are
+// ignored, "__metadata__" is null or an object of strings, dtype x shape = the byte span, and the
+// tensors, ordered by offsets, tile the data buffer exactly: no overlap, no hole, nothing after the
+// last one. A file breaking any rule raises excise::Error(ERR_SAFETENSORS_INVALID) naming the file
+// (and tensor), before any tensor byte is read. Stricter than the official reader on purpose:
+// duplicate JSON keys (the format forbids them) and dtypes excise does not compute with.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -17,10 +23,14 @@
 namespace excise {
 
 struct TensorInfo {
-  std::string name;
+  std::string name;       // may hold any UTF-8, NUL included
   std::string dtypeName;  // as in the file: "F32", "BF16", ...
   at::ScalarType dtype;
+  std::vector<uint64_t> dims;  // the shape exactly as the file declares it
+  // The same shape for torch. A dimension above INT64_MAX (possible only in an empty tensor) is -1
+  // here and torchShape is false: tensor() refuses such a tensor, readSafetensors still returns it.
   std::vector<int64_t> shape;
+  bool torchShape = true;
   uint64_t begin = 0;  // byte offsets into the data buffer
   uint64_t end = 0;
 };
@@ -39,6 +49,8 @@ class SafetensorsFile {
 
   // A CPU tensor over the file's bytes (zero-copy when the data is suitably aligned, else a copy).
   at::Tensor tensor(const std::string& name) const;
+  // The tensor's bytes exactly as stored (info must come from tensors()).
+  const unsigned char* bytes(const TensorInfo& info) const { return static_cast<const unsigned char*>(base_) + dataStart_ + info.begin; }
 
  private:
   SafetensorsFile() = default;

@@ -54,9 +54,11 @@ class PromiseWorker : public Napi::AsyncWorker {
   ErrorInfo error_;
 };
 
-// Defines an own data property: unlike Set(), a key such as "__proto__" stays an ordinary key.
+// Defines an own data property: unlike Set(), a key such as "__proto__" stays an ordinary key. The
+// key goes over as a JS string with its length, so a NUL inside a name does not cut it.
 void DefineOwn(Napi::Object obj, const std::string& key, Napi::Value value) {
-  obj.DefineProperty(Napi::PropertyDescriptor::Value(key, value, napi_default_jsproperty));
+  Napi::String name = Napi::String::New(obj.Env(), key);
+  obj.DefineProperty(Napi::PropertyDescriptor::Value(name, value, napi_default_jsproperty));
 }
 
 // Own enumerable string keys (Object.keys semantics; GetPropertyNames would include inherited ones).
@@ -74,6 +76,8 @@ std::vector<std::string> OwnKeys(Napi::Env env, Napi::Object obj) {
 }
 
 size_t ElementSize(at::ScalarType t) { return c10::elementSize(t); }
+
+constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;  // Number.MAX_SAFE_INTEGER
 
 napi_typedarray_type ArrayTypeFor(at::ScalarType t) {
   switch (t) {
@@ -108,7 +112,7 @@ class ReadWorker : public PromiseWorker {
     std::string name;
     std::string dtypeName;
     at::ScalarType dtype;
-    std::vector<int64_t> shape;
+    std::vector<uint64_t> dims;
     size_t nbytes = 0;
     std::unique_ptr<uint8_t[]> bytes;
   };
@@ -121,12 +125,13 @@ class ReadWorker : public PromiseWorker {
       t.name = info.name;
       t.dtypeName = info.dtypeName;
       t.dtype = info.dtype;
-      t.shape = info.shape;
+      t.dims = info.dims;
       t.nbytes = info.end - info.begin;
-      // Through tensor() so that JS sees exactly what native code sees (e.g. normalized bools).
-      at::Tensor source = file->tensor(info.name);
+      // The bytes as stored, as the official reader returns them (a BOOL byte other than 0 or 1
+      // included; tensor() normalizes those for torch). No torch tensor is made, so an empty
+      // tensor with dimensions torch cannot hold still reads.
       t.bytes.reset(new uint8_t[t.nbytes > 0 ? t.nbytes : 1]);
-      if (t.nbytes > 0) std::memcpy(t.bytes.get(), source.data_ptr(), t.nbytes);
+      if (t.nbytes > 0) std::memcpy(t.bytes.get(), file->bytes(info), t.nbytes);
       tensors_.push_back(std::move(t));
     }
   }
@@ -142,8 +147,14 @@ class ReadWorker : public PromiseWorker {
       napi_value data;
       napi_status status = napi_create_typedarray(env, ArrayTypeFor(t.dtype), t.nbytes / ElementSize(t.dtype), buffer, 0, &data);
       if (status != napi_ok) throw Napi::Error::New(env);
-      Napi::Array shape = Napi::Array::New(env, t.shape.size());
-      for (size_t i = 0; i < t.shape.size(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.shape[i])));
+      // Numbers, exact up to 2^53-1; a larger dimension (only in an empty tensor) is a BigInt.
+      Napi::Array shape = Napi::Array::New(env, t.dims.size());
+      for (size_t i = 0; i < t.dims.size(); ++i) {
+        const uint64_t d = t.dims[i];
+        Napi::Value dim = d <= kMaxSafeInteger ? Napi::Value(Napi::Number::New(env, static_cast<double>(d)))
+                                               : Napi::Value(Napi::BigInt::New(env, d));
+        shape.Set(static_cast<uint32_t>(i), dim);
+      }
       Napi::Object entry = Napi::Object::New(env);
       entry.Set("dtype", t.dtypeName);
       entry.Set("shape", shape);
