@@ -165,7 +165,7 @@ describe('folders', () => {
     put('a/1.jsonl.gz', gzipSync(jsonl([{ text: 'A1' }])));
     put('a/z/deep.txt', 'AZ');
     put('C.txt', 'C'); // upper case sorts first (code-unit order, the same everywhere)
-    put('notes.md', 'ignored');
+    put('notes.md', 'MD'); // markdown and source files are plain text, one document each
     put('data.csv', 'ignored');
     put('.hidden.txt', 'ignored');
     put('.cache/x.jsonl', jsonl([{ text: 'ignored' }]));
@@ -173,8 +173,15 @@ describe('folders', () => {
     const ds = loadDataset(root);
     expect(ds.name).toBe('corpus');
     expect(ds.source).toBe(root);
-    expect(await all(ds)).toEqual(['C', 'A1', 'A2-1', 'A2-2', 'AZ', 'B', ...expectedParquet]);
-    expect(await all(loadDataset({ path: root, format: 'txt' }))).toEqual(['C', 'AZ', 'B']);
+    expect(await all(ds)).toEqual(['C', 'A1', 'A2-1', 'A2-2', 'AZ', 'B', 'MD', ...expectedParquet]);
+    expect(ds.summary()).toMatchObject({
+      files: 7, documents: 7 + expectedParquet.length, skipped: 0, complete: true, ignored: { csv: 1 },
+      byExtension: { txt: { files: 3, read: 3, documents: 3, skipped: 0 }, md: { files: 1, documents: 1 }, jsonl: { files: 1, documents: 2 }, 'jsonl.gz': { files: 1, documents: 1 } },
+    });
+    expect(await all(loadDataset({ path: root, format: 'txt' }))).toEqual(['C', 'AZ', 'B', 'MD']);
+    expect(await all(loadDataset(root, { extensions: ['.TXT', 'jsonl.gz'] }))).toEqual(['C', 'A1', 'AZ', 'B']);
+    // with extensions, format says how every chosen file is read
+    expect(await all(loadDataset(root, { extensions: ['csv'], format: 'txt' }))).toEqual(['ignored']);
   });
 
   it('textField applies to every file of the folder', async () => {
@@ -210,6 +217,92 @@ describe('folders', () => {
     writeFileSync(join(root, 'a.jsonl'), '\n\n');
     writeFileSync(join(root, 'b.jsonl'), jsonl([{ text: '' }]));
     await expectError(all(loadDataset(root)), 'ERR_DATASET_EMPTY', 'blank');
+  });
+});
+
+describe('source folders', () => {
+  const tree = (name: string, files: Record<string, string | Uint8Array>) => {
+    const root = file(name);
+    for (const [rel, content] of Object.entries(files)) {
+      mkdirSync(dirname(join(root, rel)), { recursive: true });
+      writeFileSync(join(root, rel), content);
+    }
+    return root;
+  };
+
+  it('reads source files as one document each, by extension, and counts what it read and left', async () => {
+    const root = tree('src', {
+      'pkg/__init__.py': '', 'pkg/core.py': 'def f():\n    return 1\n', 'pkg/core.pyi': 'def f() -> int: ...\n',
+      'README.md': '# title\n', 'setup.cfg': '[metadata]\n', 'data.json': '{}', 'Makefile': 'all:\n', 'lib.so': new Uint8Array([0x7f, 0x45, 0xff]),
+    });
+    const ds = loadDataset(root, { extensions: ['py', 'pyi'] });
+    expect(await all(ds)).toEqual(['def f():\n    return 1\n', 'def f() -> int: ...\n']);
+    const s = ds.summary();
+    expect(s.files).toBe(3);
+    expect(s.byExtension).toEqual({ py: { files: 2, read: 2, documents: 1, skipped: 0 }, pyi: { files: 1, read: 1, documents: 1, skipped: 0 } });
+    expect(s.ignored).toEqual({ md: 1, cfg: 1, json: 1, '': 1, so: 1 });
+    // by default: every text and source extension (not .json, .so or a name without one)
+    expect(await all(loadDataset(root))).toEqual(['# title\n', 'def f():\n    return 1\n', 'def f() -> int: ...\n', '[metadata]\n']);
+  });
+
+  it('a folder where nothing matched is ERR_DATASET_EMPTY naming what it holds', async () => {
+    const root = tree('nothing', { 'a.json': '{}', 'b.json': '{}', 'c.csv': 'x', '.hidden.py': 'x' });
+    await expectError(() => loadDataset(root, { extensions: ['py'] }), 'ERR_DATASET_EMPTY', root, '.py', '2 .json, 1 .csv', 'extensions');
+    await expectError(() => loadDataset(root), 'ERR_DATASET_EMPTY', '2 .json, 1 .csv');
+  });
+
+  it('skips and counts files that are not valid UTF-8, and reports each', async () => {
+    const root = tree('latin1', { 'a.py': 'ok = 1\n', 'b.py': new Uint8Array([0x63, 0x61, 0x66, 0xe9, 0x0a]), 'c.py': '\ufeffbom = 2\n' });
+    const seen: string[] = [];
+    const ds = loadDataset(root, { onSkip: (where) => seen.push(where) });
+    expect(await all(ds)).toEqual(['ok = 1\n', 'bom = 2\n']); // a file's BOM is an encoding mark, dropped
+    expect(seen).toEqual([join(root, 'b.py')]);
+    expect(ds.summary()).toMatchObject({ documents: 2, skipped: 1, skippedAt: [join(root, 'b.py')], byExtension: { py: { files: 3, documents: 2, skipped: 1 } } });
+    const only = tree('only-latin1', { 'x.txt': new Uint8Array([0xff]) });
+    await expectError(all(loadDataset(only)), 'ERR_DATASET_EMPTY', 'not valid UTF-8');
+  });
+
+  it('reads a file whose name is not valid UTF-8', async () => {
+    const root = file('byte-names');
+    mkdirSync(root);
+    writeFileSync(Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x62, 0xff, 0x2e, 0x74, 0x78, 0x74])]), 'from a byte name');
+    writeFileSync(join(root, 'c.txt'), 'C');
+    const ds = loadDataset(root);
+    expect(await all(ds)).toEqual(['from a byte name', 'C']);
+    expect(ds.summary().files).toBe(2);
+  });
+
+  it('sameData tells apart the same folder read for different extensions', () => {
+    const root = tree('same', { 'a.py': 'x', 'b.md': 'y' });
+    expect(sameData(loadDataset(root), loadDataset(root))).toBe(true);
+    expect(sameData(loadDataset(root, { extensions: ['py'] }), loadDataset(root, { extensions: ['.PY'] }))).toBe(true);
+    expect(sameData(loadDataset(root, { extensions: ['py'] }), loadDataset(root))).toBe(false);
+  });
+
+  it('checks the extensions option', async () => {
+    const root = tree('opts', { 'a.py': 'x' });
+    await expectError(() => loadDataset(root, { extensions: [] }), 'ERR_INVALID_ARGUMENT', 'extensions');
+    await expectError(() => loadDataset(root, { extensions: ['a/b'] }), 'ERR_INVALID_ARGUMENT', 'extensions');
+    await expectError(() => loadDataset({ path: root }, { extensions: ['py'] }), 'ERR_INVALID_ARGUMENT');
+  });
+});
+
+describe('exact bytes', () => {
+  it('a jsonl line that is not valid UTF-8 is skipped and reported with its line', async () => {
+    const body = Buffer.concat([Buffer.from('{"text": "a"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n{"text": "\ufeffb"}\n')]);
+    const path = file('latin1.jsonl', body);
+    const seen: string[] = [];
+    const ds = loadDataset(path, { onSkip: (w) => seen.push(w) });
+    expect(await all(ds)).toEqual(['a', '\ufeffb']);
+    expect(seen).toEqual([`${path}:2`]);
+    expect(ds.summary().skipped).toBe(1);
+  });
+
+  it('a line of non-JSON whitespace (NBSP, U+3000, U+2028, form feed, vertical tab) is refused at its line', async () => {
+    for (const ws of ['\u00a0', '\u3000', '\u2028', '\f', '\v']) {
+      const path = file('ws.jsonl', `{"text": "a"}\n \t \n${ws}\n`);
+      await expectError(all(loadDataset(path)), 'ERR_DATASET_INVALID', `${path}:3`, 'not valid JSON');
+    }
   });
 });
 

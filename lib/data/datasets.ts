@@ -1,17 +1,21 @@
 /**
  * Datasets: named, re-iterable, streaming sources of texts for the forget and retain sides.
  *
- *   loadDataset('data/python')                          a folder of .txt / .jsonl / .jsonl.gz / .parquet
+ *   loadDataset('data/python')                          a folder of source / text / .jsonl(.gz) / .parquet files
+ *   loadDataset('cpython/Lib', { extensions: ['py'] })  only the .py files, one document each
  *   loadDataset({ path: 'code.jsonl.gz', textField: 'content' })
  *   datasetFromTexts(['some text', 'more text'], 'prose')
  *   splitDataset(ds, { evalFraction: 0.1, seed: 0 })    => { collect, evaluate }, disjoint
  *   shuffleDataset(ds, { seed: 1, bufferSize: 10_000 })
  *
- * Formats: a `.txt` file is ONE document (the whole file); `.jsonl` / `.jsonl.gz` hold one JSON
- * object per line, the text in field `text` (or `textField`); `.parquet` holds it in column `text`
- * (or `textField`). A folder is read recursively, files in sorted path order, hidden files and
- * unknown extensions ignored. Empty texts ("" and null) are skipped everywhere: a dataset never
- * yields an empty document, so document indices (for splits) count only real documents.
+ * Formats: a plain-text file (.txt, .md, .rst, source code: .py, .ts, .c, .rs, ... see
+ * TEXT_EXTENSIONS) is ONE document (the whole file); `.jsonl` / `.jsonl.gz` hold one JSON object
+ * per line, the text in field `text` (or `textField`); `.parquet` holds it in column `text` (or
+ * `textField`). A folder is read recursively, files in sorted path order, hidden entries ignored,
+ * files chosen by extension (`extensions`, default: all of the above). Empty texts ("" and null)
+ * are skipped everywhere: a dataset never yields an empty document, so document indices (for
+ * splits) count only real documents. Texts come back exactly as stored; a document that is not
+ * valid UTF-8 is skipped and counted (summary(), onSkip), never altered.
  *
  * Every `documents()` call streams from the start: a multi-GB jsonl.gz is read line by line, a
  * parquet file row group by row group. Paths, extensions and parquet columns are checked when the
@@ -19,11 +23,12 @@
  * read, naming the file and line. A loaded dataset whose files hold no document at all is an
  * ERR_DATASET_EMPTY error at the end of the pass.
  */
+import { Buffer, isUtf8 } from 'node:buffer';
 import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
-import { basename, extname, join, relative, resolve } from 'node:path';
+import { basename, resolve, sep } from 'node:path';
 import { ExciseError, describeValue, invalidArgument } from '../errors.js';
 import { unitHash, seededUint32, randomBelow } from './hash.js';
-import { checkParquetFile, ioError, readJsonl, readParquet, readTxt, type DatasetFormat } from './readers.js';
+import { checkParquetFile, displayPath, ioError, readJsonl, readParquet, readTxt, type DatasetFormat, type FilePath } from './readers.js';
 
 export type { DatasetFormat } from './readers.js';
 
@@ -34,8 +39,47 @@ export interface DatasetOptions {
   textField?: string;
   /** A label for reports (default: the file or folder name). */
   name?: string;
-  /** Read files as this format whatever their extension; on a folder, only files of this format. */
+  /**
+   * Read files as this format whatever their extension. On a folder: with `extensions`, every
+   * chosen file is read as this format; without, only the files whose extension implies it.
+   */
   format?: DatasetFormat;
+  /**
+   * The file extensions a folder is read for, without or with the dot: ['py', 'pyi'],
+   * ['jsonl.gz']. jsonl, jsonl.gz and parquet are read as such; every other extension as plain
+   * text, one document per file. Default: DEFAULT_EXTENSIONS (structured formats, text, source code).
+   */
+  extensions?: readonly string[];
+  /** Called for each document skipped because it is not valid UTF-8 ("file", "file:line" or "file#row N"). */
+  onSkip?: (where: string) => void;
+}
+
+/** Per extension ("py", "jsonl.gz", "" for none): files chosen, and in the latest pass files opened, documents and skips. */
+export interface ExtensionSummary { files: number; read: number; documents: number; skipped: number }
+
+/**
+ * What a file dataset reads: fixed at load (files, byExtension[].files, ignored), and counted in
+ * the latest pass over documents(), complete or stopped early (the rest).
+ */
+export interface DatasetSummary {
+  /** Files the dataset reads. */
+  files: number;
+  byExtension: Record<string, ExtensionSummary>;
+  /** Files in the folder that were not chosen, by extension (hidden entries are not counted). */
+  ignored: Record<string, number>;
+  /** Documents yielded in the latest pass. */
+  documents: number;
+  /** Documents skipped in the latest pass because they are not valid UTF-8. */
+  skipped: number;
+  /** Where the first (at most 10) skipped documents were. */
+  skippedAt: string[];
+  /** Whether the latest pass read every file to the end (false before the first pass). */
+  complete: boolean;
+}
+
+/** A dataset read from files: also says what it read (see DatasetSummary). */
+export interface FileDataset extends Dataset {
+  summary(): DatasetSummary;
 }
 
 export interface Dataset {
@@ -64,14 +108,29 @@ export interface ShuffleOptions {
 }
 
 const FORMATS: readonly DatasetFormat[] = ['txt', 'jsonl', 'parquet'];
-const SUPPORTED = '.txt (one document per file), .jsonl, .jsonl.gz, .parquet, or a folder of these';
+
+/** Plain-text extensions read by default, one document per file: prose markup and source code. */
+export const TEXT_EXTENSIONS: readonly string[] = [
+  'txt', 'text', 'md', 'markdown', 'rst', 'adoc', 'org', 'tex',
+  'py', 'pyi', 'pyx', 'js', 'mjs', 'cjs', 'jsx', 'ts', 'tsx', 'mts', 'cts', 'vue', 'svelte',
+  'c', 'h', 'cc', 'cpp', 'cxx', 'hpp', 'hh', 'hxx', 'cu', 'cuh', 'm', 'mm', 'java', 'kt', 'kts', 'scala', 'groovy',
+  'go', 'rs', 'rb', 'php', 'cs', 'fs', 'swift', 'dart', 'lua', 'pl', 'pm', 'r', 'jl', 'hs', 'ml', 'mli',
+  'ex', 'exs', 'erl', 'hrl', 'clj', 'cljs', 'el', 'lisp', 'scm', 'zig', 'nim', 'sol',
+  'sql', 'sh', 'bash', 'zsh', 'fish', 'ps1', 'bat', 'awk', 'vim', 'f', 'f90', 'f95', 'asm', 's', 'v', 'sv', 'vhd',
+  'html', 'htm', 'css', 'scss', 'sass', 'less', 'xml', 'yaml', 'yml', 'toml', 'ini', 'cfg', 'conf',
+  'proto', 'graphql', 'cmake', 'mk', 'gradle', 'tf',
+];
+const STRUCTURED_EXTENSIONS: readonly string[] = ['jsonl', 'jsonl.gz', 'parquet'];
+/** What a folder is read for when `extensions` is not given. */
+export const DEFAULT_EXTENSIONS: readonly string[] = [...STRUCTURED_EXTENSIONS, ...TEXT_EXTENSIONS];
+const SUPPORTED = '.jsonl, .jsonl.gz, .parquet, plain text and source files (.txt, .md, .py, .ts, .c, ...; one document per file), or a folder of these';
 const DEFAULT_TEXT_FIELD = 'text';
 
 // ---------------------------------------------------------------------------------------------
 // identity, for sameData
 
 type Identity =
-  | { kind: 'files'; root: string; textField: string; format: DatasetFormat | null }
+  | { kind: 'files'; root: string; textField: string; format: DatasetFormat | null; extensions: string }
   | { kind: 'texts'; texts: readonly string[] }
   | { kind: 'split'; base: Identity; part: 'collect' | 'evaluate'; seed: number; evalFraction: number }
   | { kind: 'shuffle'; base: Identity; seed: number; bufferSize: number }
@@ -85,7 +144,7 @@ function identityOf(ds: Dataset): Identity {
 
 function sameIdentity(a: Identity, b: Identity): boolean {
   switch (a.kind) {
-    case 'files': return b.kind === 'files' && a.root === b.root && a.textField === b.textField && a.format === b.format;
+    case 'files': return b.kind === 'files' && a.root === b.root && a.textField === b.textField && a.format === b.format && a.extensions === b.extensions;
     case 'texts': return b.kind === 'texts' && a.texts === b.texts;
     case 'split': return b.kind === 'split' && a.part === b.part && a.seed === b.seed && a.evalFraction === b.evalFraction && sameIdentity(a.base, b.base);
     case 'shuffle': return b.kind === 'shuffle' && a.seed === b.seed && a.bufferSize === b.bufferSize && sameIdentity(a.base, b.base);
@@ -120,25 +179,52 @@ abstract class BaseDataset implements Dataset, AsyncIterable<string> {
   }
 }
 
-interface DataFile { path: string; format: DatasetFormat }
+interface DataFile { path: FilePath; format: DatasetFormat; ext: string }
 
-class FileDataset extends BaseDataset {
-  constructor(name: string, source: string, private readonly files: readonly DataFile[], private readonly textField: string) {
+class FilesDataset extends BaseDataset implements FileDataset {
+  private latest: DatasetSummary;
+
+  constructor(name: string, source: string, private readonly files: readonly DataFile[], private readonly textField: string,
+    private readonly ignored: Record<string, number>, private readonly onSkip: ((where: string) => void) | undefined) {
     super(name, source);
+    this.latest = this.emptySummary();
+  }
+
+  private emptySummary(): DatasetSummary {
+    const byExtension: Record<string, ExtensionSummary> = {};
+    for (const f of this.files) (byExtension[f.ext] ??= { files: 0, read: 0, documents: 0, skipped: 0 }).files++;
+    return { files: this.files.length, byExtension, ignored: { ...this.ignored }, documents: 0, skipped: 0, skippedAt: [], complete: false };
+  }
+
+  summary(): DatasetSummary {
+    const s = this.latest;
+    return { ...s, byExtension: Object.fromEntries(Object.entries(s.byExtension).map(([k, v]) => [k, { ...v }])), ignored: { ...s.ignored }, skippedAt: [...s.skippedAt] };
   }
 
   async *documents(): AsyncGenerator<string> {
-    let count = 0;
-    for (const { path, format } of this.files) {
-      const reader = format === 'txt' ? readTxt(path) : format === 'jsonl' ? readJsonl(path, this.textField) : readParquet(path, this.textField);
+    const pass = this.emptySummary();
+    this.latest = pass;
+    for (const { path, format, ext } of this.files) {
+      const perExt = pass.byExtension[ext];
+      perExt.read++;
+      const onInvalid = (where: string) => {
+        pass.skipped++;
+        perExt.skipped++;
+        if (pass.skippedAt.length < 10) pass.skippedAt.push(where);
+        this.onSkip?.(where);
+      };
+      const reader = format === 'txt' ? readTxt(path, onInvalid) : format === 'jsonl' ? readJsonl(path, this.textField, onInvalid) : readParquet(path, this.textField, onInvalid);
       for await (const text of reader) {
-        count++;
+        pass.documents++;
+        perExt.documents++;
         yield text;
       }
     }
-    if (count === 0) {
-      const what = this.files.length === 1 ? this.files[0].path : `${this.source} (${this.files.length} files)`;
-      throw new ExciseError('ERR_DATASET_EMPTY', `dataset "${this.name}" has no documents: ${what} holds no non-empty text`);
+    pass.complete = true;
+    if (pass.documents === 0) {
+      const what = this.files.length === 1 ? displayPath(this.files[0].path) : `${this.source} (${this.files.length} files)`;
+      const why = pass.skipped > 0 ? `: ${pass.skipped} documents were skipped as not valid UTF-8 (first at ${pass.skippedAt[0]})` : '';
+      throw new ExciseError('ERR_DATASET_EMPTY', `dataset "${this.name}" has no documents: ${what} holds no non-empty text${why}`);
     }
   }
 }
@@ -174,13 +260,17 @@ class DerivedDataset extends BaseDataset {
 // ---------------------------------------------------------------------------------------------
 // loading
 
-/** The format an extension implies, or null. */
-function formatOf(file: string): DatasetFormat | null {
-  const lower = file.toLowerCase();
-  if (lower.endsWith('.txt')) return 'txt';
-  if (lower.endsWith('.jsonl') || lower.endsWith('.jsonl.gz')) return 'jsonl';
-  if (lower.endsWith('.parquet')) return 'parquet';
-  return null;
+/** A file name's extension, lowercased, without the dot: "py", "jsonl.gz", "" for none. */
+function extensionOf(file: string): string {
+  const name = file.slice(file.lastIndexOf(sep) + 1).toLowerCase();
+  if (name.endsWith('.jsonl.gz')) return 'jsonl.gz';
+  const dot = name.lastIndexOf('.');
+  return dot > 0 ? name.slice(dot + 1) : '';
+}
+
+/** The format an extension is read as: structured ones as such, the rest as plain text. */
+function formatOfExtension(ext: string): DatasetFormat {
+  return ext === 'jsonl' || ext === 'jsonl.gz' ? 'jsonl' : ext === 'parquet' ? 'parquet' : 'txt';
 }
 
 function statPath(path: string): Stats {
@@ -193,24 +283,32 @@ function statPath(path: string): Stats {
   }
 }
 
-/** Supported files under `root`, recursively, hidden entries skipped, sorted by relative path (code-unit order). */
-function listFolder(root: string, only: DatasetFormat | null): DataFile[] {
-  const found: { rel: string; file: DataFile }[] = [];
+const SEP = Buffer.from(sep);
+
+/**
+ * Files under `root` whose extension is chosen, recursively, hidden entries skipped, sorted by
+ * relative path (code-unit order). Names are read as bytes, so a file whose name is not valid
+ * UTF-8 is read too (through a Buffer path). Also counts the files not chosen, by extension.
+ */
+function listFolder(root: string, chosen: ReadonlySet<string>, format: DatasetFormat | null): { files: DataFile[]; ignored: Record<string, number> } {
+  const found: { rel: string; raw: Buffer; file: DataFile }[] = [];
+  const ignored: Record<string, number> = {};
   const visited = new Set<string>();
-  const walk = (dir: string) => {
-    let real: string;
-    let entries: string[];
+  const rootBytes = Buffer.from(root);
+  const walk = (dir: Buffer) => {
+    let entries: Buffer[];
     try {
-      real = realpathSync(dir);
-      if (visited.has(real)) return; // a symbolic link cycle
-      visited.add(real);
-      entries = readdirSync(dir);
+      const st = statSync(dir);
+      const key = `${st.dev}:${st.ino}`;
+      if (visited.has(key)) return; // a symbolic link cycle
+      visited.add(key);
+      entries = readdirSync(dir, { encoding: 'buffer' });
     } catch (err) {
-      throw ioError(dir, err);
+      throw ioError(displayPath(dir), err);
     }
     for (const entry of entries) {
-      if (entry.startsWith('.')) continue;
-      const path = join(dir, entry);
+      if (entry[0] === 0x2e) continue; // hidden
+      const path = Buffer.concat([dir, SEP, entry]);
       let stats: Stats;
       try {
         stats = statSync(path);
@@ -220,64 +318,106 @@ function listFolder(root: string, only: DatasetFormat | null): DataFile[] {
       if (stats.isDirectory()) {
         walk(path);
       } else if (stats.isFile()) {
-        const format = formatOf(entry);
-        if (format && (only === null || format === only)) found.push({ rel: relative(root, path).split('\\').join('/'), file: { path, format } });
+        const ext = extensionOf(entry.toString('utf8'));
+        if (!chosen.has(ext) || (format !== null && chosen === DEFAULT_SET && formatOfExtension(ext) !== format)) {
+          ignored[ext] = (ignored[ext] ?? 0) + 1;
+          continue;
+        }
+        const raw = path.subarray(rootBytes.length + SEP.length);
+        found.push({
+          rel: raw.toString('utf8').split('\\').join('/'),
+          raw,
+          file: { path: isUtf8(path) ? path.toString('utf8') : path, format: format ?? formatOfExtension(ext), ext },
+        });
       }
     }
   };
-  walk(root);
-  found.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-  return found.map((f) => f.file);
+  walk(rootBytes);
+  found.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : Buffer.compare(a.raw, b.raw)));
+  return { files: found.map((f) => f.file), ignored };
 }
 
-function checkOptions(spec: unknown): { path: string; textField: string; name?: string; format: DatasetFormat | null } {
-  if (typeof spec === 'string') spec = { path: spec };
+const DEFAULT_SET: ReadonlySet<string> = new Set(DEFAULT_EXTENSIONS);
+
+/** "12 .json, 3 .csv, 1 without an extension", most common first. */
+function describeCounts(counts: Record<string, number>): string {
+  const entries = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const shown = entries.slice(0, 8).map(([ext, n]) => `${n} ${ext ? `.${ext}` : 'without an extension'}`);
+  if (entries.length > 8) shown.push(`${entries.length - 8} more extensions`);
+  return shown.join(', ');
+}
+
+interface CheckedOptions {
+  path: string; textField: string; name?: string; format: DatasetFormat | null;
+  extensions: readonly string[] | null; onSkip?: (where: string) => void;
+}
+
+const OPTIONS = ['path', 'textField', 'name', 'format', 'extensions', 'onSkip'];
+
+function checkOptions(spec: unknown, more: unknown): CheckedOptions {
+  if (typeof spec === 'string') spec = { ...(more as object | undefined), path: spec };
+  else if (more !== undefined) throw invalidArgument('loadDataset(spec, options)', 'no second argument when spec is an object', more);
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
-    throw invalidArgument('loadDataset(spec)', 'a path or { path, textField?, name?, format? }', spec);
+    throw invalidArgument('loadDataset(spec)', 'a path or { path, textField?, name?, format?, extensions? }', spec);
   }
   const options = spec as Record<string, unknown>;
-  const allowed = ['path', 'textField', 'name', 'format'];
   for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `loadDataset: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
+    if (!OPTIONS.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `loadDataset: unknown option "${k}" (expected one of: ${OPTIONS.join(', ')})`);
   }
-  const { path, textField = DEFAULT_TEXT_FIELD, name, format } = options;
+  const { path, textField = DEFAULT_TEXT_FIELD, name, format, extensions, onSkip } = options;
   if (typeof path !== 'string' || path.length === 0) throw invalidArgument('loadDataset: path', 'a non-empty string', path);
   if (typeof textField !== 'string' || textField.length === 0) throw invalidArgument('loadDataset: textField', 'a non-empty string', textField);
   if (name !== undefined && (typeof name !== 'string' || name.length === 0)) throw invalidArgument('loadDataset: name', 'a non-empty string', name);
   if (format !== undefined && !FORMATS.includes(format as DatasetFormat)) {
     throw new ExciseError('ERR_DATASET_UNSUPPORTED', `loadDataset: format must be one of ${FORMATS.join(', ')}; received ${describeValue(format)}`);
   }
-  return { path, textField, name: name as string | undefined, format: (format as DatasetFormat | undefined) ?? null };
+  if (onSkip !== undefined && typeof onSkip !== 'function') throw invalidArgument('loadDataset: onSkip', 'a function', onSkip);
+  let exts: string[] | null = null;
+  if (extensions !== undefined) {
+    if (!Array.isArray(extensions) || extensions.length === 0) throw invalidArgument('loadDataset: extensions', 'a non-empty array of extensions such as ["py", "pyi"]', extensions);
+    exts = extensions.map((e: unknown) => {
+      if (typeof e !== 'string' || !/^\.?[^./\\\s]+(\.[^./\\\s]+)*$/.test(e)) throw invalidArgument('loadDataset: extensions', 'extensions such as "py", ".md" or "jsonl.gz"', e);
+      return e.replace(/^\./, '').toLowerCase();
+    });
+  }
+  return { path, textField, name: name as string | undefined, format: (format as DatasetFormat | undefined) ?? null, extensions: exts, onSkip: onSkip as CheckedOptions['onSkip'] };
 }
 
 /**
- * A dataset from a file or folder (see the module comment for the formats). Checked now: the path
- * exists (ERR_DATASET_NOT_FOUND), its extension is supported (ERR_DATASET_UNSUPPORTED), a folder
- * holds at least one supported file (ERR_DATASET_EMPTY), and each parquet file has a text column
- * `textField` (ERR_DATASET_INVALID). Nothing else is read until `documents()`.
+ * A dataset from a file or folder (see the module comment for the formats), as
+ * `loadDataset(path, options?)` or `loadDataset({ path, ...options })`. Checked now: the path
+ * exists (ERR_DATASET_NOT_FOUND), a file's extension is supported (ERR_DATASET_UNSUPPORTED), a
+ * folder holds at least one chosen file (ERR_DATASET_EMPTY, naming what it holds instead), and each
+ * parquet file has one text column `textField` (ERR_DATASET_INVALID). Nothing else is read until
+ * `documents()`; `summary()` tells what was read and skipped.
  */
-export function loadDataset(spec: string | DatasetOptions): Dataset {
-  const { path: given, textField, name, format } = checkOptions(spec);
+export function loadDataset(spec: string | DatasetOptions, options?: Omit<DatasetOptions, 'path'>): FileDataset {
+  const { path: given, textField, name, format, extensions, onSkip } = checkOptions(spec, options);
   const path = resolve(given);
   const stats = statPath(path);
+  const chosen = extensions ? new Set(extensions) : DEFAULT_SET;
   let files: DataFile[];
+  let ignored: Record<string, number> = {};
   if (stats.isDirectory()) {
-    files = listFolder(path, format);
+    ({ files, ignored } = listFolder(path, chosen, format));
     if (files.length === 0) {
+      const wanted = extensions ? extensions.map((e) => `.${e}`).join(', ') : format ? `${format} ` : 'supported';
+      const holds = Object.keys(ignored).length ? `it holds ${describeCounts(ignored)}` : 'it holds no files';
       throw new ExciseError('ERR_DATASET_EMPTY',
-        `dataset folder ${path} holds no ${format ? `${format} ` : ''}files (supported: ${SUPPORTED}; hidden files are ignored)`);
+        `dataset folder ${path} holds no ${wanted} files: ${holds} (hidden entries are ignored); choose extensions with the extensions option${extensions ? '' : ` (supported by default: ${SUPPORTED})`}`);
     }
   } else if (stats.isFile() || stats.isFIFO() || stats.isCharacterDevice()) {
     // A pipe (a FIFO, /dev/stdin) streams too, once: a second pass would find it drained.
-    const fileFormat = format ?? formatOf(path);
+    const ext = extensionOf(path);
+    const fileFormat = format ?? (chosen.has(ext) ? formatOfExtension(ext) : null);
     if (!fileFormat) {
       throw new ExciseError('ERR_DATASET_UNSUPPORTED',
-        `unsupported dataset file ${path} (extension "${extname(path) || 'none'}"); supported: ${SUPPORTED}, or pass format: ${FORMATS.map((f) => `'${f}'`).join(' | ')}`);
+        `unsupported dataset file ${path} (extension "${ext ? `.${ext}` : 'none'}"); supported: ${SUPPORTED}; or pass extensions: ['${ext || 'txt'}'] or format: ${FORMATS.map((f) => `'${f}'`).join(' | ')}`);
     }
     if (fileFormat === 'parquet' && !stats.isFile()) {
       throw new ExciseError('ERR_DATASET_UNSUPPORTED', `parquet needs a regular file (read from its end); ${path} is a pipe or device`);
     }
-    files = [{ path, format: fileFormat }];
+    files = [{ path, format: fileFormat, ext }];
   } else {
     throw new ExciseError('ERR_DATASET_UNSUPPORTED', `dataset path ${path} is neither a file nor a folder`);
   }
@@ -290,8 +430,11 @@ export function loadDataset(spec: string | DatasetOptions): Dataset {
     throw ioError(path, err);
   }
   const usesField = files.some((f) => f.format !== 'txt');
-  const ds = new FileDataset(name ?? (basename(path) || path), path, files, textField);
-  identities.set(ds, { kind: 'files', root, textField: usesField ? textField : '', format: stats.isDirectory() ? format : null });
+  const ds = new FilesDataset(name ?? (basename(path) || path), path, files, textField, ignored, onSkip);
+  identities.set(ds, {
+    kind: 'files', root, textField: usesField ? textField : '', format: stats.isDirectory() ? format : null,
+    extensions: stats.isDirectory() ? [...chosen].sort().join(',') : '',
+  });
   return ds;
 }
 
@@ -324,7 +467,7 @@ export function toDataset(x: DatasetLike): Dataset {
   if (typeof x === 'string') return loadDataset(x);
   if (Array.isArray(x)) return datasetFromTexts(x as readonly string[]);
   if (x !== null && typeof x === 'object' && typeof (x as DatasetOptions).path === 'string') return loadDataset(x as DatasetOptions);
-  throw invalidArgument('dataset', 'a Dataset, a path, { path, textField?, name?, format? } or an array of texts', x);
+  throw invalidArgument('dataset', 'a Dataset, a path, { path, textField?, name?, format?, extensions? } or an array of texts', x);
 }
 
 // ---------------------------------------------------------------------------------------------
