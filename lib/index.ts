@@ -24,14 +24,14 @@ export type { CollectOptions } from './method/collect.js';
 export { mostCommonTokens, type EvalResult, type EvaluateOptions } from './method/evaluate.js';
 export { scoreNeurons, importance, SCORINGS, type Scoring, type ScoreOptions, type NeuronScores } from './method/scoring.js';
 export { selectNeurons, randomSelection, countFor, type Selection, type SelectOptions, type RandomSelectionOptions, type PrunedMasks } from './method/selection.js';
-export type { DocumentSource } from './data/batches.js';
+export type { DocumentSource, LongDocs, TokenUsage } from './data/batches.js';
 export type { SaveOptions } from './save.js';
 export { Tokenizer } from './tokenizer.js';
 export { readSafetensors, writeSafetensors, type SafetensorsTensor, type SafetensorsContents, type SafetensorsDtype } from './safetensors.js';
 export { runtimeInfo, type RuntimeInfo } from './runtime.js';
 export {
-  loadDataset, datasetFromTexts, toDataset, isDataset, splitDataset, shuffleDataset, sameData,
-  type Dataset, type DatasetOptions, type DatasetLike, type SplitOptions, type ShuffleOptions,
+  loadDataset, datasetFromTexts, toDataset, isDataset, splitDataset, shuffleDataset, sameData, DEFAULT_EXTENSIONS, TEXT_EXTENSIONS,
+  type Dataset, type FileDataset, type DatasetSummary, type ExtensionSummary, type DatasetOptions, type DatasetLike, type SplitOptions, type ShuffleOptions,
 } from './data/datasets.js';
 export {
   selectivePrune, neuronsPerStep,

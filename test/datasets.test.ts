@@ -12,7 +12,7 @@ import {
   datasetFromTexts, isDataset, loadDataset, sameData, shuffleDataset, splitDataset, toDataset, type Dataset,
 } from '../lib/data/datasets.js';
 import { hashIndex, mix32, seededUint32 } from '../lib/data/hash.js';
-import { tokenBatches } from '../lib/data/batches.js';
+import { newTokenUsage, tokenBatches } from '../lib/data/batches.js';
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'datasets');
 const expectedParquet: string[] = JSON.parse(readFileSync(join(fixtures, 'expected.json'), 'utf8')).documents;
@@ -476,6 +476,42 @@ describe('in-memory texts, isDataset, toDataset', () => {
     const batches = [];
     for await (const b of tokenBatches(ds as unknown as AsyncIterable<string>, { tokenizer: tokenizer as never, vocabSize: 30, maxTokens: 100, maxLength: 10, batchSize: 4 })) batches.push(b);
     expect(batches.reduce((s, b) => s + b.tokens, 0)).toBe(5);
+  });
+});
+
+describe('long documents', () => {
+  const rows = async (docs: number[][], options: Partial<Parameters<typeof tokenBatches>[1]>) => {
+    const usage = newTokenUsage(options.longDocs ?? 'split', options.maxLength ?? 4, options.maxTokens ?? Infinity);
+    const out: number[][] = [];
+    for await (const b of tokenBatches(docs, { vocabSize: 100, maxTokens: Infinity, maxLength: 4, batchSize: 1, usage, ...options })) {
+      out.push(Array.from(b.data.subarray(0, b.tokens)));
+    }
+    return { out, usage };
+  };
+  const doc = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+
+  it('are split into context-sized windows by default: no token lost', async () => {
+    const { out, usage } = await rows([doc, [11, 12]], {});
+    expect(out).toEqual([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10], [11, 12]]);
+    expect(usage).toEqual({ longDocs: 'split', maxLength: 4, documents: 2, tokensUsed: 12, tokensDropped: 0, longDocuments: 1, rows: 4, maxTokens: null, budgetMet: true });
+  });
+
+  it('or truncated, counting the tokens dropped', async () => {
+    const { out, usage } = await rows([doc, [11, 12]], { longDocs: 'truncate' });
+    expect(out).toEqual([[1, 2, 3, 4], [11, 12]]);
+    expect(usage).toMatchObject({ longDocs: 'truncate', documents: 2, tokensUsed: 6, tokensDropped: 6, longDocuments: 1, rows: 2 });
+  });
+
+  it('say whether the token budget was met', async () => {
+    const met = await rows([doc, [11, 12]], { maxTokens: 6 });
+    expect(met.out).toEqual([[1, 2, 3, 4], [5, 6]]);
+    expect(met.usage).toMatchObject({ tokensUsed: 6, maxTokens: 6, budgetMet: true, documents: 1 });
+    const short = await rows([doc], { maxTokens: 20 });
+    expect(short.usage).toMatchObject({ tokensUsed: 10, maxTokens: 20, budgetMet: false });
+  });
+
+  it('an out-of-range id names its place in the document', async () => {
+    await expectError(rows([[1, 2, 3, 4, 5, 500]], {}), 'ERR_TOKEN_OUT_OF_RANGE', 'document 0: token 5 is 500');
   });
 });
 

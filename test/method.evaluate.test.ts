@@ -68,6 +68,26 @@ describe('evaluate options', () => {
     await model.dispose();
   });
 
+  it('long documents are split into context windows by default, or truncated; usage says which', async () => {
+    const model = await loadModel(join(goldenDir, 'opt'));
+    const doc = Array.from({ length: 23 }, (_, t) => (t * 7 + 3) % 97);
+    const split = await model.evaluate([doc], { maxLength: 8 });
+    const windows = await model.evaluate([doc.slice(0, 8), doc.slice(8, 16), doc.slice(16)]);
+    expect(split.tokens).toBe(7 + 7 + 6); // a window's first token is context only
+    expect(split.loss).toBe(windows.loss);
+    expect(split.top1).toBe(windows.top1);
+    expect(split.usage).toEqual({ longDocs: 'split', maxLength: 8, documents: 1, tokensUsed: 23, tokensDropped: 0, longDocuments: 1, rows: 3, maxTokens: 100_000, budgetMet: false });
+    const cut = await model.evaluate([doc], { maxLength: 8, longDocs: 'truncate' });
+    const first = await model.evaluate([doc.slice(0, 8)]);
+    expect(cut.tokens).toBe(7);
+    expect(cut.loss).toBe(first.loss);
+    expect(cut.usage).toMatchObject({ longDocs: 'truncate', tokensUsed: 8, tokensDropped: 15, rows: 1 });
+    const budget = await model.evaluate([doc], { maxLength: 8, maxTokens: 10 });
+    expect(budget.usage).toMatchObject({ tokensUsed: 10, rows: 2, maxTokens: 10, budgetMet: true });
+    await expect(model.evaluate([doc], { longDocs: 'all' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('longDocs') });
+    await model.dispose();
+  });
+
   it('bad input', async () => {
     const model = await loadModel(join(goldenDir, 'gpt2'));
     await expect(model.evaluate([[5]])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('two or more') });

@@ -131,10 +131,20 @@ describe('collection', () => {
     expect(loaded.hookNames.sort()).toEqual(['blocks.0.attn.pre_out', 'blocks.1.mlp.pre_out']);
   });
 
-  it('maxTokens cuts exactly; maxLength truncates each document', async () => {
+  it('maxTokens cuts exactly; maxLength splits longer documents into windows, or truncates them', async () => {
     expect((await model.collect(docs, { maxTokens: 50 })).tokens).toBe(50);
-    const total = docs.reduce((n, d) => n + Math.min(d.length, 5), 0);
-    expect((await model.collect(docs, { maxLength: 5 })).tokens).toBe(total);
+    const all = docs.reduce((n, d) => n + d.length, 0);
+    const split = await model.collect(docs, { maxLength: 5 });
+    expect(split.tokens).toBe(all);
+    expect(split.usage).toMatchObject({ longDocs: 'split', tokensUsed: all, tokensDropped: 0, longDocuments: docs.filter((d) => d.length > 5).length, budgetMet: true });
+    // the windows are collected as documents of their own
+    const windows = docs.flatMap((d) => Array.from({ length: Math.ceil(d.length / 5) }, (_, w) => d.slice(w * 5, w * 5 + 5)));
+    expectSameStats(split, await model.collect(windows), 0);
+    const truncated = await model.collect(docs, { maxLength: 5, longDocs: 'truncate' });
+    const kept = docs.reduce((n, d) => n + Math.min(d.length, 5), 0);
+    expect(truncated.tokens).toBe(kept);
+    expect(truncated.usage).toMatchObject({ longDocs: 'truncate', tokensUsed: kept, tokensDropped: all - kept });
+    await expect(model.collect(docs, { longDocs: 'drop' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('longDocs') });
   });
 
   it('bad input: no tokens, out-of-range ids, unknown hooks, texts without a tokenizer', async () => {

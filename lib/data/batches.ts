@@ -2,6 +2,10 @@
  * Turning documents into padded token batches for the native core. Documents are read as a
  * stream; within a window of documents they are sorted by length so that batches carry little
  * padding. Padding never changes a statistic or a metric: it is masked out natively.
+ *
+ * A document longer than the context (maxLength) is split into context-sized windows, each its
+ * own row, so no token is lost (longDocs 'split', the default), or cut to its first maxLength
+ * tokens (longDocs 'truncate', what the reference implementation does). TokenUsage counts both.
  */
 import { ExciseError, invalidArgument } from '../errors.js';
 import type { Tokenizer } from '../tokenizer.js';
@@ -20,13 +24,49 @@ export interface TokenBatch {
   tokens: number;
 }
 
+/** How long documents are fitted to the context: split into windows (no token lost) or truncated. */
+export type LongDocs = 'split' | 'truncate';
+export const LONG_DOCS: readonly LongDocs[] = ['split', 'truncate'];
+
+/** How documents became tokens: what collect and evaluate report as `usage`. */
+export interface TokenUsage {
+  longDocs: LongDocs;
+  /** Tokens per row at most (the context used). */
+  maxLength: number;
+  /** Documents that contributed tokens. */
+  documents: number;
+  /** Tokens fed to the model. */
+  tokensUsed: number;
+  /** Tokens cut off documents longer than maxLength (longDocs 'truncate'; 0 with 'split'). */
+  tokensDropped: number;
+  /** Documents longer than maxLength: split into windows ('split') or truncated ('truncate'). */
+  longDocuments: number;
+  /** Rows fed to the model (a split document gives one per window). */
+  rows: number;
+  /** The token budget asked for (null: the whole source). */
+  maxTokens: number | null;
+  /** False when the source ran out before maxTokens tokens. */
+  budgetMet: boolean;
+}
+
+export function newTokenUsage(longDocs: LongDocs, maxLength: number, maxTokens: number): TokenUsage {
+  return {
+    longDocs, maxLength, documents: 0, tokensUsed: 0, tokensDropped: 0, longDocuments: 0, rows: 0,
+    maxTokens: maxTokens === Infinity ? null : maxTokens, budgetMet: maxTokens === Infinity,
+  };
+}
+
 export interface BatchOptions {
   tokenizer?: Tokenizer;
   vocabSize: number;
   /** Stop after this many tokens in all (the last document is cut to fit). */
   maxTokens: number;
-  /** Each document is truncated to this many tokens. */
+  /** Tokens per row at most: longer documents are split or truncated (longDocs). */
   maxLength: number;
+  /** Default 'split'. */
+  longDocs?: LongDocs;
+  /** Filled in as batches are made. */
+  usage?: TokenUsage;
   batchSize: number;
   /** Documents read ahead and sorted by length before batching. */
   window?: number;
@@ -83,6 +123,8 @@ function pack(docs: number[][]): TokenBatch {
 /** Yields padded batches of at most batchSize documents until maxTokens tokens. */
 export async function* tokenBatches(source: DocumentSource, options: BatchOptions): AsyncGenerator<TokenBatch> {
   const { tokenizer, vocabSize, maxTokens, maxLength, batchSize } = options;
+  const longDocs = options.longDocs ?? 'split';
+  const usage = options.usage ?? newTokenUsage(longDocs, maxLength, maxTokens);
   const windowSize = options.window ?? batchSize * 32;
   let remaining = maxTokens;
   let docIndex = 0;
@@ -90,17 +132,31 @@ export async function* tokenBatches(source: DocumentSource, options: BatchOption
   let window: number[][] = [];
 
   const accept = (ids: readonly number[], index: number) => {
-    let doc = ids.length > maxLength ? ids.slice(0, maxLength) : ids;
-    if (doc.length > remaining) doc = doc.slice(0, remaining);
-    if (doc.length === 0) return;
-    for (let t = 0; t < doc.length; t++) {
-      const id = doc[t];
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new ExciseError('ERR_TOKEN_OUT_OF_RANGE', `document ${index}: token ${t} is ${id}, outside the vocabulary [0, ${vocabSize})`);
+    let end = ids.length;
+    if (ids.length > maxLength) {
+      usage.longDocuments++;
+      if (longDocs === 'truncate') {
+        usage.tokensDropped += ids.length - maxLength;
+        end = maxLength;
       }
     }
-    window.push([...doc]);
-    remaining -= doc.length;
+    let used = false;
+    // Rows of at most maxLength tokens: the whole document in windows, or its first maxLength.
+    for (let start = 0; start < end && remaining > 0; start += maxLength) {
+      const stop = Math.min(start + maxLength, end, start + remaining);
+      for (let t = start; t < stop; t++) {
+        const id = ids[t];
+        if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+          throw new ExciseError('ERR_TOKEN_OUT_OF_RANGE', `document ${index}: token ${t} is ${id}, outside the vocabulary [0, ${vocabSize})`);
+        }
+      }
+      window.push(ids.slice(start, stop) as number[]);
+      remaining -= stop - start;
+      usage.tokensUsed += stop - start;
+      usage.rows++;
+      used = true;
+    }
+    if (used) usage.documents++;
   };
   const flushTexts = async () => {
     if (pendingTexts.length === 0) return;
@@ -133,5 +189,6 @@ export async function* tokenBatches(source: DocumentSource, options: BatchOption
     if (window.length >= windowSize) yield* emit(false);
   }
   await flushTexts();
+  if (remaining <= 0) usage.budgetMet = true;
   yield* emit(true);
 }

@@ -3,7 +3,7 @@
  * device. Batches stream through; only the per-neuron sums ever reach JS, once, at the end.
  */
 import { ExciseError, invalidArgument, withCallerStack } from '../errors.js';
-import { asDocumentSource, checkSource, tokenBatches, type DocumentProvider, type DocumentSource } from '../data/batches.js';
+import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { ActivationStats, type NeuronSums } from './stats.js';
@@ -15,8 +15,10 @@ export interface CollectOptions {
   maxTokens?: number;
   /** Documents per batch (default 8). */
   batchSize?: number;
-  /** Tokens per document at most (default: the model's context, at most 1024). */
+  /** Tokens per row at most (default: the model's context, at most 1024). */
   maxLength?: number;
+  /** Longer documents: 'split' into maxLength windows, no token lost (default), or 'truncate'd. The result's `usage` says what happened. */
+  longDocs?: LongDocs;
   /** Called after each batch with the tokens done so far. */
   onProgress?: (tokens: number) => void;
   /** Stops after the current batch (ExciseError ERR_ABORTED). */
@@ -38,7 +40,7 @@ function positiveInt(name: string, v: unknown, allowInfinity = false): number {
 
 export async function collectStats(target: CollectTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: CollectOptions = {}): Promise<ActivationStats> {
   const source = asDocumentSource(sourceOrDataset);
-  const allowed = ['hooks', 'maxTokens', 'batchSize', 'maxLength', 'onProgress', 'signal'];
+  const allowed = ['hooks', 'maxTokens', 'batchSize', 'maxLength', 'longDocs', 'onProgress', 'signal'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `collect: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
@@ -58,6 +60,9 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   if (maxLength > config.maxPositions) {
     throw new ExciseError('ERR_INVALID_ARGUMENT', `collect: maxLength ${maxLength} exceeds the model's ${config.maxPositions} positions`);
   }
+  const longDocs = options.longDocs ?? 'split';
+  if (!LONG_DOCS.includes(longDocs)) throw invalidArgument('collect: longDocs', `one of ${LONG_DOCS.map((l) => `'${l}'`).join(', ')}`, longDocs);
+  const usage = newTokenUsage(longDocs, maxLength, maxTokens);
   const uniqueHooks = [...new Set(hooks)];
   const session = target.handle.statsBegin(uniqueHooks);
   // Real tokens as the native core counted them (from each batch's mask): the statistics' own
@@ -71,7 +76,7 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   const inFlight: Promise<number>[] = [];
   const settleInFlight = () => Promise.allSettled(inFlight.splice(0));
   try {
-    for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize })) {
+    for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize, longDocs, usage })) {
       if (options.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'collect: aborted');
       const batchDone = withCallerStack(() => target.handle.collectBatch(session, b.data, b.batch, b.seq, b.mask));
       batchDone.catch(() => {});  // handled where it is awaited; this keeps it from counting as unhandled meanwhile
@@ -89,10 +94,12 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   const exported = await target.handle.statsExport(session);
   const sums = new Map<string, NeuronSums>();
   for (const h of uniqueHooks) sums.set(h, exported.hooks[h]);
-  return new ActivationStats(exported.tokens, sums, {
+  const stats = new ActivationStats(exported.tokens, sums, {
     architecture: config.architecture,
     nLayers: config.nLayers,
     dMlp: config.dMlp,
     attnDim: config.nHeads * config.headDim,
   });
+  stats.usage = usage;
+  return stats;
 }

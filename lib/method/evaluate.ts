@@ -4,7 +4,7 @@
  * (no logits cross into JS).
  */
 import { ExciseError, invalidArgument, withCallerStack } from '../errors.js';
-import { asDocumentSource, checkSource, tokenBatches, type DocumentProvider, type DocumentSource, type TokenBatch } from '../data/batches.js';
+import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs, type TokenBatch, type TokenUsage } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
 import type { Tokenizer } from '../tokenizer.js';
 
@@ -15,8 +15,10 @@ export interface EvaluateOptions {
   topK?: number;
   /** Documents per batch (default 8). */
   batchSize?: number;
-  /** Tokens per document at most (default: the model's context, at most 1024). */
+  /** Tokens per row at most (default: the model's context, at most 1024). */
   maxLength?: number;
+  /** Longer documents: 'split' into maxLength windows, no token lost (default; a window's first token is context only), or 'truncate'd (the reference implementation). */
+  longDocs?: LongDocs;
   /** Token ids left out of top1Skip/topkSkip (default: the evaluated tokens' skipTopN most common). */
   skipTokens?: readonly number[];
   /** How many most common tokens to skip when skipTokens is not given (default 50). */
@@ -46,6 +48,8 @@ export interface EvalResult {
   topK: number;
   /** The token ids left out of the *Skip accuracies. */
   skipTokens: number[];
+  /** How the documents became tokens: longDocs, tokens used and dropped, whether maxTokens was met. */
+  usage: TokenUsage;
 }
 
 export interface EvaluateTarget {
@@ -72,7 +76,7 @@ export function mostCommonTokens(batches: readonly TokenBatch[], n: number): num
 }
 
 export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: EvaluateOptions = {}): Promise<EvalResult> {
-  const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'skipTokens', 'skipTopN', 'onProgress', 'signal'];
+  const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'longDocs', 'skipTokens', 'skipTopN', 'onProgress', 'signal'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
@@ -84,6 +88,9 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
   const batchSize = positiveInt('evaluate: batchSize', options.batchSize ?? 8);
   const maxLength = positiveInt('evaluate: maxLength', options.maxLength ?? Math.min(config.maxPositions, 1024));
   if (maxLength > config.maxPositions) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: maxLength ${maxLength} exceeds the model's ${config.maxPositions} positions`);
+  const longDocs = options.longDocs ?? 'split';
+  if (!LONG_DOCS.includes(longDocs)) throw invalidArgument('evaluate: longDocs', `one of ${LONG_DOCS.map((l) => `'${l}'`).join(', ')}`, longDocs);
+  const usage = newTokenUsage(longDocs, maxLength, maxTokens);
   const skipTopN = options.skipTopN ?? 50;
   if (!Number.isInteger(skipTopN) || skipTopN < 0) throw invalidArgument('evaluate: skipTopN', 'an integer >= 0', skipTopN);
   if (options.skipTokens !== undefined && (!Array.isArray(options.skipTokens) || !options.skipTokens.every((t) => Number.isInteger(t)))) {
@@ -92,7 +99,7 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
 
   // The evaluated tokens are read first (maxTokens ids: small), so the most common ones are known.
   const batches: TokenBatch[] = [];
-  for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize })) batches.push(b);
+  for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize, longDocs, usage })) batches.push(b);
   if (batches.length === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'evaluate: the source has no tokens');
   const skipTokens = options.skipTokens ? [...options.skipTokens] : mostCommonTokens(batches, skipTopN);
   const skip = Int32Array.from(skipTokens);
@@ -119,5 +126,6 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
     skipCounted,
     topK,
     skipTokens,
+    usage,
   };
 }

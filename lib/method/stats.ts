@@ -6,6 +6,7 @@
  */
 import { ExciseError, invalidArgument } from '../errors.js';
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from '../safetensors.js';
+import type { TokenUsage } from '../data/batches.js';
 
 /** The raw float64 sums of one hook point. */
 export interface NeuronSums {
@@ -52,6 +53,8 @@ export class ActivationStats {
   readonly tokens: number;
   readonly model: StatsModelInfo;
   private readonly sums: Map<string, NeuronSums>;
+  /** How collect read the documents into tokens (undefined on merged or loaded statistics). */
+  usage?: TokenUsage;
   private readonly derived = new Map<string, NeuronStats>();
 
   constructor(tokens: number, sums: Map<string, NeuronSums>, model: StatsModelInfo) {
