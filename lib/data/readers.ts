@@ -161,17 +161,16 @@ function describeJson(value: unknown): string {
  * Blank lines (spaces and tabs only) are skipped. Anything else is ERR_DATASET_INVALID naming the
  * file and line number. A line that is valid JSON but not valid UTF-8 is skipped (onInvalid).
  */
-export async function* readJsonl(file: FilePath, textField: string, onInvalid: InvalidUtf8): AsyncGenerator<string> {
-  const name = displayPath(file);
+export async function* readJsonl(path: FilePath, textField: string, onInvalid: InvalidUtf8): AsyncGenerator<string> {
+  const file = displayPath(path);
   let lineNo = 0;
-  for await (const rawLine of readLines(file)) {
+  for await (const rawLine of readLines(path)) {
     lineNo++;
     const bytes = lineNo === 1 ? withoutBom(rawLine) : rawLine;
     if (isBlank(bytes)) continue;
     const valid = isUtf8(bytes);
     // Decoded with U+FFFD for bad bytes only to check the line's structure; such a line is never yielded.
     const line = bytes.toString('utf8');
-    const file = name; // messages name the path as text
     let value: unknown;
     try {
       value = JSON.parse(line);
