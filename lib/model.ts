@@ -3,7 +3,7 @@
  * Heavy work runs on the model's own native thread; every method returns a Promise, and calls on
  * one model are serialized natively, so concurrent calls from JS are safe.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
 import { native, type NativeModel, type NativeModelConfig } from './native.js';
@@ -15,6 +15,7 @@ import type { DocumentProvider } from './data/batches.js';
 import type { ActivationStats } from './method/stats.js';
 import type { Selection } from './method/selection.js';
 import { readConfigJson, saveModelFolder, type SaveOptions } from './save.js';
+import { checkModelPath } from './model_path.js';
 import { Trainer, trainOptions, type TrainOptions } from './train.js';
 
 /** Which neurons are pruned (1) per layer, and how many. */
@@ -468,9 +469,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('loadModel(dir)', 'a folder path', dir);
   const { device, dtype } = checkLoadOptions(options);
   const abs = resolve(dir);
-  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
-    throw new ExciseError('ERR_MODEL_NOT_FOUND', `${abs}: model folder not found`);
-  }
+  checkModelPath(dir, abs); // a file, a GGUF, .bin-only weights or a Hub id: says what to do
   const tokenizerFile = join(abs, 'tokenizer.json');
   const tokenizer = existsSync(tokenizerFile) ? Tokenizer.fromFile(tokenizerFile) : undefined;
   const handle = await withCallerStack(() => native().loadModel(abs, device, dtype));
