@@ -147,8 +147,6 @@ interface UsageLike {
   tokensUsed: number;
   tokensDropped: number;
   longDocuments: number;
-  maxTokens: number | null;
-  budgetMet: boolean;
 }
 
 /**
@@ -160,11 +158,11 @@ export function tokensLine(label: string, result: unknown): string | undefined {
   if (!u || typeof u.tokensUsed !== 'number') return undefined;
   const parts = [`${u.tokensUsed} tokens used`];
   if (u.longDocuments > 0) {
+    const docs = `${u.longDocuments} document${u.longDocuments === 1 ? '' : 's'} longer than ${u.maxLength} tokens`;
     parts.push(u.longDocs === 'truncate'
-      ? `${u.longDocuments} documents longer than ${u.maxLength} tokens truncated, ${u.tokensDropped} tokens dropped (--long-docs split reads them whole)`
-      : `${u.longDocuments} documents longer than ${u.maxLength} tokens read in windows`);
+      ? `${docs} truncated, ${u.tokensDropped} tokens dropped (--long-docs split reads them whole)`
+      : `${docs} read in windows`);
   }
-  if (!u.budgetMet && u.maxTokens !== null) parts.push(`the data ran out before ${u.maxTokens} tokens`);
   return `${label}: ${parts.join('; ')}`;
 }
 
