@@ -121,9 +121,12 @@ interface SummaryLike {
   ignored: Record<string, number>;
 }
 
-/** Counts by extension, largest first: "300 .py, 3 .txt". */
-function byExtension(counts: Array<[string, number]>): string {
-  return counts.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([ext, n]) => `${n} ${ext ? `.${ext}` : '(no extension)'}`).join(', ');
+/** Counts by extension, largest first, the first `max`: "300 .py, 3 .txt, and 4 more extensions". */
+function byExtension(counts: Array<[string, number]>, max = Infinity): string {
+  const sorted = counts.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const shown = sorted.slice(0, max).map(([ext, n]) => `${n} ${ext ? `.${ext}` : '(no extension)'}`);
+  if (sorted.length > max) shown.push(`and ${sorted.length - max} more extensions`);
+  return shown.join(', ');
 }
 
 /**
@@ -136,7 +139,7 @@ export function datasetSummaryLine(label: string, ds: Dataset): string | undefin
   if (!s || typeof s.byExtension !== 'object') return undefined;
   const read = byExtension(Object.entries(s.byExtension).map(([ext, e]) => [ext, e.files]));
   const ignored = Object.entries(s.ignored ?? {});
-  const notRead = ignored.length > 0 ? `; not read: ${byExtension(ignored)} (--ext chooses)` : '';
+  const notRead = ignored.length > 0 ? `; not read: ${byExtension(ignored, 5)} (--ext chooses)` : '';
   return `${label}: ${ds.source}: ${s.files} file${s.files === 1 ? '' : 's'} (${read})${notRead}`;
 }
 
