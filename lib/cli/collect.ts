@@ -28,7 +28,7 @@ Collects per-neuron activation statistics (float64 sums: count, sum, sum |x|, su
 count x > 0) over a dataset and saves them. Shards merge exactly with "excise merge".
 
   --model DIR          Hugging Face model folder (with tokenizer.json)
-  --data SPEC          .txt, .jsonl, .jsonl.gz, .parquet or a folder of these
+  --data SPEC          a text or source file, .jsonl(.gz), .parquet, or a folder of these (see --ext)
   --out FILE           the statistics file to write (.safetensors)
   --tokens N           tokens to read at most (default: the whole dataset)
   --hooks LIST         comma-separated hook points, e.g. blocks.0.mlp.pre_out,blocks.1.attn.pre_out;

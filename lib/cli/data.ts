@@ -25,14 +25,16 @@ export const DATA_OPTIONS: OptionSpec = {
 
 /** Help lines for DATA_OPTIONS; `perSet` adds the SET=VALUE form (prune). */
 export function dataHelp(perSet: boolean): string {
-  const scoped = perSet ? '\n                            each may be written SET=VALUE (SET: forget, retain or an --eval name) for one dataset only' : '';
+  const scoped = perSet ? `  Each data flag applies to every dataset, or, written SET=VALUE (SET: forget, retain or an
+  --eval name, e.g. --ext forget=py), to that dataset only.
+` : '';
   return `  --text-field NAME         the jsonl field / parquet column holding the text (default "text")
   --format F                read every file as txt, jsonl or parquet, whatever its extension
   --ext LIST                in folders, read only the files with these extensions (e.g. --ext py,pyi;
-                            default: text, source code, .jsonl, .parquet); plain files are one document${scoped}
+                            default: text, source code, .jsonl, .parquet); plain files are one document
   --long-docs MODE          documents longer than --max-length: split (default: read in windows)
                             or truncate (only their first window)
-`;
+${scoped}`;
 }
 
 export type LongDocs = 'split' | 'truncate';

@@ -24,7 +24,7 @@ Evaluates next-token prediction on a dataset: loss, perplexity, top-1 and top-k 
 same accuracies over targets outside the 50 most common tokens of the evaluated text.
 
   --model DIR          Hugging Face model folder (with tokenizer.json)
-  --data SPEC          .txt, .jsonl, .jsonl.gz, .parquet or a folder of these
+  --data SPEC          a text or source file, .jsonl(.gz), .parquet, or a folder of these (see --ext)
   --tokens N           tokens to evaluate at most (default 100k)
   --top-k K            k of the top-k accuracy (default 10)
   --batch-size N       documents per batch (default 8)

@@ -119,10 +119,10 @@ Prunes the neurons that matter far more to the forget data than to the retain da
 evaluating every set after each step. Writes into --out: report.json, steps.txt, plot.svg,
 plot.png and state.json after every step, and the pruned model (model/, with excise.json) at the end.
 
-A dataset SPEC is a .txt file (one document), a .jsonl / .jsonl.gz file (field "text"), a .parquet
-file (column "text"), or a folder of these (--ext py reads a folder of .py files, --format txt reads
-any one file as a document). Each of forget and retain is split deterministically: --eval-fraction
-of its documents for evaluation, the rest for statistics.
+A dataset SPEC is a file or a folder: a text or source file is one document, a .jsonl / .jsonl.gz
+file holds one per line (field "text"), a .parquet file one per row (column "text"); a folder is
+read for such files (--ext py: only its .py files). Each of forget and retain is split
+deterministically: --eval-fraction of its documents for evaluation, the rest for statistics.
 
 With --forget-stats and --retain-stats (files written by "excise collect" or "excise merge"), it
 prunes once from those statistics instead (--ff-frac / --attn-frac of the neurons, --scoring),
@@ -163,8 +163,8 @@ Output:
   --save-dtype T            the dtype of the saved model: float32, float16 or bfloat16
                             (default: the checkpoint's, whatever --dtype computed in)
 
-Ctrl-C stops after the current batch, writes the report so far and exits with code 130; run the
-same command with --resume to continue. A second Ctrl-C exits at once.
+Ctrl-C stops after the current batch, writes the report so far and exits with code 130, printing
+the command that continues the run (--resume). A second Ctrl-C exits at once.
 `;
 
 /** The settings given on the command line (only those given), each checked. */
