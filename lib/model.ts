@@ -3,7 +3,7 @@
  * Heavy work runs on the model's own native thread; every method returns a Promise. Calls on one
  * model take effect in the order they were made (CallOrder), so concurrent calls from JS are safe.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
 import { native, type NativeModel, type NativeModelConfig } from './native.js';
@@ -16,6 +16,7 @@ import type { ActivationStats } from './method/stats.js';
 import type { Selection } from './method/selection.js';
 import { saveModelFolder, type SaveOptions } from './save.js';
 import { CallOrder } from './call_order.js';
+import { checkModelPath } from './model_path.js';
 import { Trainer, trainOptions, type TrainOptions } from './train.js';
 
 /** Which neurons are pruned (1) per layer, and how many. */
@@ -493,9 +494,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('loadModel(dir)', 'a folder path', dir);
   const { device, dtype } = checkLoadOptions(options);
   const abs = resolve(dir);
-  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
-    throw new ExciseError('ERR_MODEL_NOT_FOUND', `${abs}: model folder not found`);
-  }
+  checkModelPath(dir, abs); // a file, a GGUF, .bin-only weights or a Hub id: says what to do
   const tokenizerFile = join(abs, 'tokenizer.json');
   const tokenizer = existsSync(tokenizerFile) ? Tokenizer.fromFile(tokenizerFile) : undefined;
   const handle = await withCallerStack(() => native().loadModel(abs, device, dtype));

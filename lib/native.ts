@@ -100,7 +100,7 @@ export interface NativeModel {
   trainerCreate(options: Required<import('./train.js').TrainOptions>): NativeTrainer;
   trainStep(trainer: NativeTrainer, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null): Promise<import('./train.js').TrainStepResult>;
   trainerClose(trainer: NativeTrainer): Promise<void>;
-  saveWeights(dir: string, maxShardBytes: number): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
+  saveWeights(dir: string, maxShardBytes: number, dtype?: string): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
 }
 
 /** Pruned neurons per layer (1 = pruned). */

@@ -55,6 +55,8 @@ export interface SelectivePruneOptions {
   evalFraction?: number;
   batchSize?: number;
   maxLength?: number;
+  /** Documents longer than maxLength: 'split' into windows or 'truncate'd (passed to collect and evaluate). */
+  longDocs?: 'split' | 'truncate';
   stopWhen?: StopWhen;
   /** Stops after the current batch; resolves with the report so far (stoppedBy 'aborted'). */
   signal?: AbortSignal;
@@ -150,7 +152,7 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 export async function selectivePrune(model: Model, options: SelectivePruneOptions): Promise<PruneReport> {
   if (options === null || typeof options !== 'object') throw invalidArgument('selectivePrune(model, options)', 'an options object', options);
   const allowed = ['forget', 'retain', 'evals', 'ffFrac', 'attnFrac', 'steps', 'iterative', 'collectTokens', 'evalTokens', 'scoring',
-    'eps', 'selection', 'seed', 'evalFraction', 'batchSize', 'maxLength', 'stopWhen', 'signal', 'onProgress', 'onStep', 'resume'];
+    'eps', 'selection', 'seed', 'evalFraction', 'batchSize', 'maxLength', 'longDocs', 'stopWhen', 'signal', 'onProgress', 'onStep', 'resume'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `selectivePrune: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
@@ -173,6 +175,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
   if (evalFraction >= 1) throw invalidArgument('evalFraction', 'a fraction in (0, 1)', evalFraction);
   const batchSize = options.batchSize;
   const maxLength = options.maxLength;
+  const longDocs = options.longDocs !== undefined ? { longDocs: options.longDocs } : {};
 
   // Datasets: each split deterministically into a part for statistics and a part for evaluation.
   const forget = asDataset(options.forget, 'forget');
@@ -200,7 +203,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
   // accuracies count the same targets.
   const skipTokens = new Map<string, number[]>();
   const collectStats = async (step: number) => {
-    const collectOpts = (set: string) => ({ maxTokens: collectTokens, batchSize, maxLength, signal, onProgress: progress(step, 'collect', set, collectTokens) });
+    const collectOpts = (set: string) => ({ maxTokens: collectTokens, batchSize, maxLength, ...longDocs, signal, onProgress: progress(step, 'collect', set, collectTokens) });
     const forgetStats: ActivationStats = await model.collect(forgetSplit.collect, collectOpts('forget'));
     const retainStats: ActivationStats = await model.collect(retainSplit.collect, collectOpts('retain'));
     return scoreNeurons(forgetStats, retainStats, { ffScoring: scoring.ff, attnScoring: scoring.attn, ffEps: eps.ff, attnEps: eps.attn });
@@ -240,7 +243,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
     const metrics: Record<string, SetMetrics> = {};
     for (const [name, ds] of evalSets) {
       const r = await model.evaluate(ds, {
-        maxTokens: evalTokens, batchSize, maxLength, skipTokens: skipTokens.get(name), signal,
+        maxTokens: evalTokens, batchSize, maxLength, ...longDocs, skipTokens: skipTokens.get(name), signal,
         onProgress: progress(step, 'evaluate', name, evalTokens),
       });
       skipTokens.set(name, r.skipTokens);

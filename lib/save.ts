@@ -17,6 +17,8 @@ export interface SaveOptions {
   maxShardSize?: number;
   /** Extra entries for excise.json (e.g. the pipeline's parameters and report). */
   metadata?: Record<string, unknown>;
+  /** Write the floating-point weights in this dtype, converting on write (default: the model's dtype). */
+  dtype?: 'float32' | 'float16' | 'bfloat16';
 }
 
 /** Files a model folder may carry besides its config and weights. */
@@ -49,12 +51,16 @@ function isInside(child: string, parent: string): boolean {
 
 export async function saveModelFolder(src: SaveSource, dir: string, options: SaveOptions = {}): Promise<void> {
   if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('save(dir)', 'a folder path', dir);
-  const allowed = ['overwrite', 'maxShardSize', 'metadata'];
+  const allowed = ['overwrite', 'maxShardSize', 'metadata', 'dtype'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `save: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
   const maxShard = options.maxShardSize ?? 5 * 1024 ** 3;
   if (!Number.isInteger(maxShard) || maxShard < 1) throw invalidArgument('save: maxShardSize', 'a positive integer number of bytes', maxShard);
+  if (options.dtype !== undefined && !['float32', 'float16', 'bfloat16'].includes(options.dtype)) {
+    throw new ExciseError('ERR_INVALID_DTYPE', `save: dtype must be 'float32', 'float16' or 'bfloat16'; received ${JSON.stringify(options.dtype)}`);
+  }
+  const dtype = options.dtype ?? src.dtype;
   const target = realOrResolved(dir);
   if (src.sourceDir) {
     const source = realOrResolved(src.sourceDir);
@@ -71,14 +77,14 @@ export async function saveModelFolder(src: SaveSource, dir: string, options: Sav
   const tmp = join(parent, `.${basename(target)}.excise-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(tmp);
   try {
-    const { files, weightMap, totalSize } = await withCallerStack(() => src.handle.saveWeights(tmp, maxShard));
+    const { files, weightMap, totalSize } = await withCallerStack(() => src.handle.saveWeights(tmp, maxShard, dtype));
     if (files.length > 1) {
       writeFileSync(join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
     }
     const config: Record<string, unknown> = { ...src.config };
     // The weights are written in the model's dtype; say so where transformers looks.
-    if ('torch_dtype' in config && !('dtype' in config)) config.torch_dtype = src.dtype;
-    else config.dtype = src.dtype;
+    if ('torch_dtype' in config && !('dtype' in config)) config.torch_dtype = dtype;
+    else config.dtype = dtype;
     writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
     if (src.sourceDir) {
       for (const f of TOKENIZER_FILES) {

@@ -4,12 +4,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "errors.h"
 #include "js_tensors.h"
 #include "eval.h"
 #include "handles.h"
 #include "model_binding.h"
+#include "runtime.h"
 #include "safetensors.h"
 #include "stats.h"
 #include "train.h"
@@ -225,14 +227,18 @@ class MasksJob : public Job {
 // model-0000i-of-0000n.safetensors shards of at most maxShardBytes each (a tensor is never split).
 class SaveWeightsJob : public Job {
  public:
-  SaveWeightsJob(Napi::Env env, std::shared_ptr<Decoder> d, std::string dir, int64_t maxShardBytes)
-      : Job(env), d_(std::move(d)), dir_(std::move(dir)), maxShardBytes_(maxShardBytes) {}
+  // dtype: the floating-point dtype written (converted per shard while writing), or nullopt to
+  // write each weight in the dtype it is held in.
+  SaveWeightsJob(Napi::Env env, std::shared_ptr<Decoder> d, std::string dir, int64_t maxShardBytes,
+                 std::optional<at::ScalarType> dtype)
+      : Job(env), d_(std::move(d)), dir_(std::move(dir)), maxShardBytes_(maxShardBytes), dtype_(dtype) {}
 
   void Execute() override {
     std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
     int64_t shardBytes = 0;
     for (const auto& [name, t] : d_->params()) {
-      const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+      const bool convert = dtype_ && t.is_floating_point();
+      const int64_t bytes = t.numel() * static_cast<int64_t>(convert ? c10::elementSize(*dtype_) : t.element_size());
       if (shardBytes > 0 && shardBytes + bytes > maxShardBytes_) {
         shards.emplace_back();
         shardBytes = 0;
@@ -249,7 +255,14 @@ class SaveWeightsJob : public Job {
       } else {
         std::snprintf(file, sizeof(file), "model-%05zu-of-%05zu.safetensors", i + 1, n);
       }
-      WriteSafetensors(dir_ + "/" + file, shards[i], {{"format", "pt"}});
+      if (dtype_) {
+        // One shard converted at a time: the extra memory is at most one shard.
+        std::vector<std::pair<std::string, at::Tensor>> converted;
+        for (const auto& [name, t] : shards[i]) converted.emplace_back(name, t.is_floating_point() ? t.to(*dtype_) : t);
+        WriteSafetensors(dir_ + "/" + file, converted, {{"format", "pt"}});
+      } else {
+        WriteSafetensors(dir_ + "/" + file, shards[i], {{"format", "pt"}});
+      }
       files_.push_back(file);
       for (const auto& p : shards[i]) weightMap_.emplace_back(p.first, file);
     }
@@ -270,6 +283,7 @@ class SaveWeightsJob : public Job {
   std::shared_ptr<Decoder> d_;
   std::string dir_;
   int64_t maxShardBytes_;
+  std::optional<at::ScalarType> dtype_;
   std::vector<std::string> files_;
   std::vector<std::pair<std::string, std::string>> weightMap_;
   int64_t total_ = 0;
@@ -482,7 +496,7 @@ Napi::Value ModelWrap::Masks(const Napi::CallbackInfo& info) {
   });
 }
 
-// saveWeights(dir, maxShardBytes) -> Promise<{ files, weightMap, totalSize }>
+// saveWeights(dir, maxShardBytes, dtype?) -> Promise<{ files, weightMap, totalSize }>
 Napi::Value ModelWrap::SaveWeights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -490,7 +504,9 @@ Napi::Value ModelWrap::SaveWeights(const Napi::CallbackInfo& info) {
     const std::string dir = info[0].As<Napi::String>().Utf8Value();
     const int64_t maxShard = info[1].As<Napi::Number>().Int64Value();
     if (maxShard <= 0) throw Error(code::kInvalidArgument, "maxShardBytes must be positive");
-    return Queue(env, std::make_unique<SaveWeightsJob>(env, d, dir, maxShard));
+    std::optional<at::ScalarType> dtype;
+    if (info.Length() > 2 && info[2].IsString()) dtype = ParseDtype(info[2].As<Napi::String>().Utf8Value());
+    return Queue(env, std::make_unique<SaveWeightsJob>(env, d, dir, maxShard, dtype));
   });
 }
 

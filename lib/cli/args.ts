@@ -97,12 +97,12 @@ export function parseDevice(text: string | undefined): string | undefined {
   }
 }
 
-export function parseDtype(text: string | undefined): Dtype | undefined {
+export function parseDtype(text: string | undefined, flagName = '--dtype'): Dtype | undefined {
   if (text === undefined) return undefined;
   try {
     return validateDtype(text);
   } catch (err) {
-    if (err instanceof ExciseError) throw new UsageError(`--dtype: expected float32, float16 or bfloat16, received ${JSON.stringify(text)}`);
+    if (err instanceof ExciseError) throw new UsageError(`${flagName}: expected float32, float16 or bfloat16, received ${JSON.stringify(text)}`);
     throw err;
   }
 }

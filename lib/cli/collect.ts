@@ -2,11 +2,12 @@
  * excise collect: activation statistics of a model over a dataset, saved as safetensors (to be
  * merged with `excise merge`, e.g. shards collected on several machines).
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ExciseError } from '../errors.js';
 import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, UsageError, type OptionSpec } from './args.js';
-import { checkMaxLength, loadTextModel, openDataset, type CliIO, type Command } from './common.js';
+import { checkMaxLength, checkWritable, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
+import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
 
 const OPTIONS: OptionSpec = {
   model: { type: 'string' },
@@ -18,6 +19,7 @@ const OPTIONS: OptionSpec = {
   'max-length': { type: 'string' },
   overwrite: { type: 'boolean' },
   ...MODEL_OPTIONS,
+  ...DATA_OPTIONS,
 };
 
 const HELP = `Usage: excise collect --model DIR --data SPEC --out STATS.safetensors [options]
@@ -26,16 +28,18 @@ Collects per-neuron activation statistics (float64 sums: count, sum, sum |x|, su
 count x > 0) over a dataset and saves them. Shards merge exactly with "excise merge".
 
   --model DIR          Hugging Face model folder (with tokenizer.json)
-  --data SPEC          .txt, .jsonl, .jsonl.gz, .parquet or a folder of these
+  --data SPEC          a text or source file, .jsonl(.gz), .parquet, or a folder of these (see --ext)
   --out FILE           the statistics file to write (.safetensors)
   --tokens N           tokens to read at most (default: the whole dataset)
   --hooks LIST         comma-separated hook points, e.g. blocks.0.mlp.pre_out,blocks.1.attn.pre_out;
                        "mlp" / "attn" stand for every layer's (default: all)
   --batch-size N       documents per batch (default 8)
-  --max-length N       tokens per document at most
+  --max-length N       tokens per window (default: the model's context, at most 1024)
   --overwrite          replace an existing --out file
   --device D           cpu (default), cuda or cuda:N
   --dtype T            float32, float16 or bfloat16
+${dataHelp(false)}
+The statistics feed "excise merge" and "excise prune --forget-stats F --retain-stats R".
 `;
 
 export const collectCommand: Command = {
@@ -52,9 +56,13 @@ export const collectCommand: Command = {
     const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
     const hookList = str(values, 'hooks')?.split(',').map((h) => h.trim()).filter((h) => h.length > 0);
     if (hookList !== undefined && hookList.length === 0) throw new UsageError('--hooks: expected a comma-separated list of hook points');
+    if (existsSync(out) && statSync(out).isDirectory()) throw new ExciseError('ERR_OUTPUT_EXISTS', `--out ${out} is a folder; give the statistics file to write (e.g. ${join(out, 'stats.safetensors')})`);
     if (existsSync(out) && !flag(values, 'overwrite')) throw new ExciseError('ERR_OUTPUT_EXISTS', `--out ${out} already exists (pass --overwrite to replace it)`);
+    checkWritable('--out', out, 'file');
     const load = loadOptions(values);
-    const data = await openDataset('--data', dataSpec);
+    const flags = parseDataFlags(values, ['data']);
+    const data = await openDataset('--data', dataSpec, undefined, flags.forSet('data'));
+    reportDatasets(io, [['--data', data]]);
     const model = await loadTextModel(modelDir, load);
     try {
       checkMaxLength(model, maxLength);
@@ -69,10 +77,12 @@ export const collectCommand: Command = {
         hooks = [...new Set(hooks)];
       }
       const stats = await model.collect(data, {
-        hooks, maxTokens: tokens, batchSize, maxLength,
+        hooks, maxTokens: tokens, batchSize, maxLength, ...longDocsOption(flags.longDocs),
         onProgress: (done) => io.progress.update(`collecting ${data.name}`, done, tokens ?? Infinity),
       });
       io.progress.clear();
+      const longLine = tokensLine('--data', stats);
+      if (longLine) io.stderr.write(longLine + '\n');
       await stats.save(out);
       io.stdout.write(`collected ${stats.hookNames.length} hook points over ${stats.tokens} tokens of ${data.source}\nwrote ${out}\n`);
       return 0;

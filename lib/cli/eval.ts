@@ -3,7 +3,8 @@
  */
 import { percent } from '../report/table.js';
 import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, type OptionSpec } from './args.js';
-import { checkMaxLength, loadTextModel, openDataset, type CliIO, type Command } from './common.js';
+import { checkMaxLength, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
+import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
 
 const OPTIONS: OptionSpec = {
   model: { type: 'string' },
@@ -14,6 +15,7 @@ const OPTIONS: OptionSpec = {
   'max-length': { type: 'string' },
   json: { type: 'boolean' },
   ...MODEL_OPTIONS,
+  ...DATA_OPTIONS,
 };
 
 const HELP = `Usage: excise eval --model DIR --data SPEC [options]
@@ -22,15 +24,15 @@ Evaluates next-token prediction on a dataset: loss, perplexity, top-1 and top-k 
 same accuracies over targets outside the 50 most common tokens of the evaluated text.
 
   --model DIR          Hugging Face model folder (with tokenizer.json)
-  --data SPEC          .txt, .jsonl, .jsonl.gz, .parquet or a folder of these
+  --data SPEC          a text or source file, .jsonl(.gz), .parquet, or a folder of these (see --ext)
   --tokens N           tokens to evaluate at most (default 100k)
   --top-k K            k of the top-k accuracy (default 10)
   --batch-size N       documents per batch (default 8)
-  --max-length N       tokens per document at most
+  --max-length N       tokens per window (default: the model's context, at most 1024)
   --device D           cpu (default), cuda or cuda:N
   --dtype T            float32, float16 or bfloat16
   --json               print the metrics as JSON
-`;
+${dataHelp(false)}`;
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -45,15 +47,19 @@ export const evalCommand: Command = {
     const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
     const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
     const load = loadOptions(values);
-    const data = await openDataset('--data', dataSpec);
+    const flags = parseDataFlags(values, ['data']);
+    const data = await openDataset('--data', dataSpec, undefined, flags.forSet('data'));
+    reportDatasets(io, [['--data', data]]);
     const model = await loadTextModel(modelDir, load);
     try {
       checkMaxLength(model, maxLength);
       const r = await model.evaluate(data, {
-        maxTokens: tokens, topK, batchSize, maxLength,
+        maxTokens: tokens, topK, batchSize, maxLength, ...longDocsOption(flags.longDocs),
         onProgress: (done) => io.progress.update(`evaluating ${data.name}`, done, tokens),
       });
       io.progress.clear();
+      const longLine = tokensLine('--data', r);
+      if (longLine) io.stderr.write(longLine + '\n');
       if (flag(values, 'json')) {
         const { skipTokens: _skip, ...metrics } = r;
         io.stdout.write(JSON.stringify({ model: model.dir, data: data.source, device: model.device, dtype: model.dtype, ...metrics }, null, 2) + '\n');

@@ -1,7 +1,11 @@
 /**
  * excise info: what a model is and what it runs on.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ExciseError } from '../errors.js';
 import { loadModel } from '../model.js';
+import { percent } from '../report/table.js';
 import { runtimeInfo } from '../runtime.js';
 import { flag, loadOptions, MODEL_OPTIONS, parseCommandArgs, requireStr, type OptionSpec } from './args.js';
 import type { CliIO, Command } from './common.js';
@@ -15,8 +19,58 @@ const OPTIONS: OptionSpec = {
 const HELP = `Usage: excise info --model DIR [--device D] [--dtype T] [--json]
 
 Loads a model and prints its architecture and sizes, the device and dtype it was loaded with, the
-LibTorch version and whether CUDA is available.
+LibTorch version and whether CUDA is available. For a model saved by excise, also its pruning
+history from excise.json: how many neurons were pruned, from which model, with which settings and
+data, and the top-1 accuracies before and after.
 `;
+
+/** The model folder's excise.json (written by model.save), or undefined. */
+function readExciseJson(dir: string | undefined): Record<string, any> | undefined {
+  if (!dir) return undefined;
+  const file = join(dir, 'excise.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ExciseError('ERR_CONFIG_INVALID', `${file}: cannot be read as JSON (${(err as Error).message})`, { cause: err });
+  }
+}
+
+const sum = (a: unknown): number => (Array.isArray(a) ? a.reduce((n: number, v) => n + (typeof v === 'number' ? v : 0), 0) : 0);
+
+/** Rows describing excise.json: what was pruned, how, on what data, and with what result. */
+function historyRows(h: Record<string, any>, ffTotal: number, attnTotal: number): Array<[string, string]> {
+  const rows: Array<[string, string]> = [];
+  const ff = sum(h.pruned?.ff);
+  const attn = sum(h.pruned?.attn);
+  const calls = Array.isArray(h.prunes) ? h.prunes.length : 0;
+  rows.push(['pruned', `${ff} FF neurons (${percent(ff / ffTotal)}), ${attn} attention neurons (${percent(attn / attnTotal)}) in ${calls} prune call${calls === 1 ? '' : 's'} (excise.json)`]);
+  if (Array.isArray(h.pruned?.ff)) rows.push(['per layer', `FF ${JSON.stringify(h.pruned.ff)}, attention ${JSON.stringify(h.pruned.attn ?? [])}`]);
+  if (h.source) rows.push(['pruned from', String(h.source)]);
+  if (h.savedAt) rows.push(['saved', String(h.savedAt)]);
+  const o = h.options;
+  if (o && typeof o === 'object' && o.forget) {
+    rows.push(['method', `${o.selection ?? 'selective'} pruning, ${o.steps} steps of ff-frac ${o.ffFrac}, attn-frac ${o.attnFrac}, scoring ${o.scoring}`]);
+    rows.push(['forget', String(o.forget)]);
+    rows.push(['retain', String(o.retain)]);
+  }
+  const s = h.fromStatistics;
+  if (s && typeof s === 'object') {
+    rows.push(['method', `one step from statistics, ff-frac ${s.options?.ffFrac}, attn-frac ${s.options?.attnFrac}, scoring ${s.options?.scoring}`]);
+    rows.push(['forget', `${s.forgetStats?.file} (${s.forgetStats?.tokens} tokens)`]);
+    rows.push(['retain', `${s.retainStats?.file} (${s.retainStats?.tokens} tokens)`]);
+    for (const [name, e] of Object.entries<any>(s.evals ?? {})) rows.push([`top-1 ${name}`, `${percent(e.before.top1)} -> ${percent(e.after.top1)}`]);
+  }
+  const steps = h.report?.steps;
+  if (Array.isArray(steps) && steps.length > 0) {
+    const first = steps[0].metrics ?? {};
+    const last = steps[steps.length - 1].metrics ?? {};
+    for (const name of Object.keys(last)) {
+      if (first[name]) rows.push([`top-1 ${name}`, `${percent(first[name].top1)} -> ${percent(last[name].top1)} (step 0 -> ${steps[steps.length - 1].step})`]);
+    }
+  }
+  return rows;
+}
 
 export const infoCommand: Command = {
   name: 'info',
@@ -50,8 +104,9 @@ export const infoCommand: Command = {
         cudaAvailable: rt.cudaAvailable,
         cudaDeviceCount: rt.cudaDeviceCount,
       };
+      const history = readExciseJson(model.dir);
       if (flag(values, 'json')) {
-        io.stdout.write(JSON.stringify(info, null, 2) + '\n');
+        io.stdout.write(JSON.stringify({ ...info, ...(history ? { excise: history } : {}) }, null, 2) + '\n');
         return 0;
       }
       const rows: Array<[string, string]> = [
@@ -70,6 +125,7 @@ export const infoCommand: Command = {
         ['libtorch', `${rt.torchVersion} (${rt.cxxAbi} ABI)`],
         ['cuda', rt.cudaAvailable ? `available (${rt.cudaDeviceCount} device${rt.cudaDeviceCount === 1 ? '' : 's'})` : 'not available'],
       ];
+      if (history) rows.push(...historyRows(history, c.nLayers * c.dMlp, c.nLayers * c.nHeads * c.headDim));
       const w = Math.max(...rows.map(([k]) => k.length));
       io.stdout.write(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
       return 0;

@@ -10,6 +10,7 @@ import { UsageError, wantsHelp } from './args.js';
 import { collectCommand } from './collect.js';
 import { demoCommand } from './demo.js';
 import { processIO, type CliIO, type Command } from './common.js';
+import { cliWording } from './data.js';
 import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
 import { mergeCommand } from './merge.js';
@@ -73,7 +74,13 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       return 2;
     }
     if (err instanceof ExciseError) {
-      io.stderr.write(`excise: ${err.message} [${err.code}]\n`);
+      io.stderr.write(`excise: ${cliWording(err.message)} [${err.code}]\n`);
+      return 1;
+    }
+    const sys = err as NodeJS.ErrnoException;
+    if (typeof sys?.code === 'string' && typeof sys.syscall === 'string') {
+      // A file system failure not caught closer to its cause: one line, not a stack.
+      io.stderr.write(`excise: ${sys.message} [ERR_IO]\n`);
       return 1;
     }
     io.stderr.write(`excise: unexpected error\n${(err as Error)?.stack ?? String(err)}\n`);

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { ExciseError } from '../errors.js';
 import { ActivationStats } from '../method/stats.js';
 import { flag, parseCommandArgs, requireStr, UsageError, type OptionSpec } from './args.js';
-import type { CliIO, Command } from './common.js';
+import { checkWritable, type CliIO, type Command } from './common.js';
 
 const OPTIONS: OptionSpec = {
   out: { type: 'string' },
@@ -16,7 +16,8 @@ const OPTIONS: OptionSpec = {
 const HELP = `Usage: excise merge --out MERGED.safetensors A.safetensors B.safetensors [...]
 
 Merges statistics files written by "excise collect" (shards of one dataset, e.g. collected on
-several machines) into the statistics of the whole: the sums add, exactly.
+several machines) into the statistics of the whole: the sums add, exactly. The result feeds
+"excise prune --forget-stats F --retain-stats R".
 
   --out FILE           the merged statistics file to write
   --overwrite          replace an existing --out file
@@ -33,6 +34,7 @@ export const mergeCommand: Command = {
     const inputs = positionals.map((p) => resolve(p));
     if (inputs.includes(out)) throw new UsageError(`--out ${out} is also one of the inputs`);
     if (existsSync(out) && !flag(values, 'overwrite')) throw new ExciseError('ERR_OUTPUT_EXISTS', `--out ${out} already exists (pass --overwrite to replace it)`);
+    checkWritable('--out', out, 'file');
     for (const f of inputs) if (!existsSync(f)) throw new ExciseError('ERR_IO', `statistics file not found: ${f}`);
     let merged = await ActivationStats.load(inputs[0]);
     for (const f of inputs.slice(1)) {

@@ -23,7 +23,12 @@ import { percent, prunedAt } from '../report/table.js';
 import {
   UsageError, flag, parseCommandArgs, parseCount, parseDevice, parseDtype, parseFraction, str, type OptionSpec, type ParsedValues,
 } from './args.js';
-import { checkMaxLength, hasDocument, loadTextModel, openDataset, type CliIO, type Command } from './common.js';
+import {
+  checkMaxLength, checkWritable, hasDocument, invocation, loadTextModel, openDataset, removeCreated, reportDatasets, shellQuote, type CliIO, type Command,
+} from './common.js';
+import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, type LongDocs, type SetDataOptions } from './data.js';
+import { checkModelPath, checkpointDtype } from '../model_path.js';
+import { pruneFromStats } from './prune_stats.js';
 
 /** The settings of a run, as saved in state.json (`cli`) and in the model's excise.json (`options`). */
 export interface PruneSettings {
@@ -47,6 +52,11 @@ export interface PruneSettings {
   dtype?: Dtype;
   batchSize?: number;
   maxLength?: number;
+  /** Per set (forget, retain, an --eval name): --text-field, --format, --ext. */
+  data?: Record<string, SetDataOptions>;
+  longDocs?: LongDocs;
+  /** The dtype the pruned model is saved in (default: the checkpoint's). */
+  saveDtype?: Dtype;
 }
 
 /** state.json: the pipeline's state plus the settings it ran with. */
@@ -63,10 +73,11 @@ const FLAG_OF: Record<keyof PruneSettings, string> = {
   steps: '--steps', collectTokens: '--collect-tokens', evalTokens: '--eval-tokens', scoring: '--scoring', selection: '--random',
   seed: '--seed', evalFraction: '--eval-fraction', iterative: '--collect-once', stopForgetBelow: '--stop-forget-below',
   stopRetainDrop: '--stop-retain-drop', device: '--device', dtype: '--dtype', batchSize: '--batch-size', maxLength: '--max-length',
+  data: '--text-field / --format / --ext', longDocs: '--long-docs', saveDtype: '--save-dtype',
 };
 
 /** Settings a resumed run may change: they do not change the result. */
-const FREE_ON_RESUME: ReadonlySet<keyof PruneSettings> = new Set(['device', 'batchSize']);
+const FREE_ON_RESUME: ReadonlySet<keyof PruneSettings> = new Set(['device', 'batchSize', 'saveDtype']);
 
 /** What the command writes into --out (removed by --overwrite; nothing else is touched). */
 const OUTPUTS = ['state.json', 'report.json', 'steps.txt', 'plot.svg', 'plot.png', 'model'];
@@ -95,17 +106,27 @@ const OPTIONS: OptionSpec = {
   out: { type: 'string' },
   resume: { type: 'boolean' },
   overwrite: { type: 'boolean' },
+  'save-dtype': { type: 'string' },
+  'forget-stats': { type: 'string' },
+  'retain-stats': { type: 'string' },
+  ...DATA_OPTIONS,
 };
 
 const HELP = `Usage: excise prune --model DIR --forget SPEC --retain SPEC [options]
+       excise prune --model DIR --forget-stats F.safetensors --retain-stats R.safetensors [options]
 
 Prunes the neurons that matter far more to the forget data than to the retain data, step by step,
 evaluating every set after each step. Writes into --out: report.json, steps.txt, plot.svg,
 plot.png and state.json after every step, and the pruned model (model/, with excise.json) at the end.
 
-A dataset SPEC is a .txt file (one document), a .jsonl / .jsonl.gz file (field "text"), a .parquet
-file (column "text"), or a folder of these. Each of forget and retain is split deterministically:
---eval-fraction of its documents for evaluation, the rest for statistics.
+A dataset SPEC is a file or a folder: a text or source file is one document, a .jsonl / .jsonl.gz
+file holds one per line (field "text"), a .parquet file one per row (column "text"); a folder is
+read for such files (--ext py: only its .py files). Each of forget and retain is split
+deterministically: --eval-fraction of its documents for evaluation, the rest for statistics.
+
+With --forget-stats and --retain-stats (files written by "excise collect" or "excise merge"), it
+prunes once from those statistics instead (--ff-frac / --attn-frac of the neurons, --scoring),
+evaluates any --eval sets before and after, and saves the pruned model and report.json.
 
 Required:
   --model DIR               Hugging Face model folder (with tokenizer.json)
@@ -131,15 +152,19 @@ Runtime:
   --device D                cpu (default), cuda or cuda:N
   --dtype T                 float32, float16 or bfloat16 (default: float32 on CPU)
   --batch-size N            documents per batch (default 8)
-  --max-length N            tokens per document at most (default: the model's context, at most 1024)
+  --max-length N            tokens per window (default: the model's context, at most 1024)
 
+Data:
+${dataHelp(true)}
 Output:
   --out DIR                 output folder (default ./<model folder name>-excised)
   --resume                  continue the interrupted run in --out (its settings come from state.json)
   --overwrite               replace the outputs of an earlier run in --out
+  --save-dtype T            the dtype of the saved model: float32, float16 or bfloat16
+                            (default: the checkpoint's, whatever --dtype computed in)
 
-Ctrl-C stops after the current batch, writes the report so far and exits with code 130; run the
-same command with --resume to continue. A second Ctrl-C exits at once.
+Ctrl-C stops after the current batch, writes the report so far and exits with code 130, printing
+the command that continues the run (--resume). A second Ctrl-C exits at once.
 `;
 
 /** The settings given on the command line (only those given), each checked. */
@@ -188,6 +213,17 @@ function givenSettings(values: ParsedValues): Partial<PruneSettings> {
   if (dtype !== undefined) s.dtype = dtype;
   if ((v = t('batch-size')) !== undefined) s.batchSize = parseCount('batch-size', v);
   if ((v = t('max-length')) !== undefined) s.maxLength = parseCount('max-length', v);
+  const flags = parseDataFlags(values, ['forget', 'retain', ...Object.keys(s.evals ?? {})]);
+  if (['text-field', 'format', 'ext'].some((f) => values[f] !== undefined)) {
+    s.data = {};
+    for (const set of ['forget', 'retain', ...Object.keys(s.evals ?? {})]) {
+      const o = flags.forSet(set);
+      if (Object.keys(o).length > 0) s.data[set] = o;
+    }
+  }
+  if (flags.longDocs !== undefined) s.longDocs = flags.longDocs;
+  const saveDtype = t('save-dtype');
+  if (saveDtype !== undefined) s.saveDtype = parseDtype(saveDtype, '--save-dtype');
   return s;
 }
 
@@ -227,6 +263,7 @@ function readSavedState(out: string): SavedState {
 }
 
 function checkOutputFolder(out: string, overwrite: boolean): void {
+  checkWritable('--out', out, 'folder');
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new ExciseError('ERR_OUTPUT_EXISTS', `--out ${out} is a file, not a folder`);
   if (readdirSync(out).length === 0 || overwrite) return;
@@ -256,13 +293,20 @@ function stepLine(report: PruneReport, totalSteps: number): string {
   return `step ${s.step}/${totalSteps}: pruned ${s.newlyPruned.ff} FF + ${s.newlyPruned.attn} attn, total ${p.ff} FF (${percent(p.ffShare)})${attn}; top-1 ${metrics} [${secs.toFixed(1)}s]`;
 }
 
-/** A path as a shell word: unchanged when plain, else single-quoted. */
-function shellQuote(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 function progressLabel(e: ProgressEvent, steps: number): string {
   return `step ${e.step}/${steps} ${e.phase === 'collect' ? 'collecting' : 'evaluating'} ${e.set}`;
+}
+
+/** The output files of a run, kept or removed after a failure. */
+function cleanupAfterFailure(out: string, firstCreated: string | undefined, resumable: boolean, io: CliIO, stateFile: string, hint: string): void {
+  if (resumable) {
+    io.stderr.write(`excise: the run failed; the state after its last finished step is in ${stateFile}\n`);
+    io.stderr.write(`excise: after fixing the cause, continue with: ${hint}\n`);
+    return;
+  }
+  // Nothing worth keeping: leave no trace (the folder this run created, or the files it wrote).
+  if (firstCreated) removeCreated(firstCreated);
+  else for (const name of OUTPUTS) rmSync(join(out, name), { recursive: true, force: true });
 }
 
 export const pruneCommand: Command = {
@@ -271,6 +315,7 @@ export const pruneCommand: Command = {
   help: HELP,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values } = parseCommandArgs('prune', argv, OPTIONS);
+    if (values['forget-stats'] !== undefined || values['retain-stats'] !== undefined) return pruneFromStats(values, io);
     const given = givenSettings(values);
     const resume = flag(values, 'resume');
     const overwrite = flag(values, 'overwrite');
@@ -286,6 +331,7 @@ export const pruneCommand: Command = {
       out = resolve(outFlag!);
       saved = readSavedState(out);
       settings = resumeSettings(saved.cli, given, join(out, 'state.json'));
+      checkWritable('--out', out, 'folder');
     } else {
       for (const name of ['model', 'forget', 'retain'] as const) {
         if (given[name] === undefined) throw new UsageError(`missing required option --${name} for "excise prune" (see "excise prune --help")`);
@@ -298,15 +344,17 @@ export const pruneCommand: Command = {
     if (isInside(join(out, 'model'), settings.model) || isInside(settings.model, join(out, 'model'))) {
       throw new UsageError(`--out ${out}: the pruned model would be saved into (or over) the model's own folder ${settings.model}; choose another --out`);
     }
+    checkModelPath(resume ? settings.model : str(values, 'model')!, settings.model);
 
     // 2. The datasets: each must yield a document; forget and retain must differ, and both parts of their splits be non-empty.
-    const forget = await openDataset('--forget', settings.forget);
-    const retain = await openDataset('--retain', settings.retain);
+    const dataOf = (set: string) => settings.data?.[set] ?? {};
+    const forget = await openDataset('--forget', settings.forget, undefined, dataOf('forget'));
+    const retain = await openDataset('--retain', settings.retain, undefined, dataOf('retain'));
     if (sameData(forget, retain)) {
       throw new UsageError(`--forget and --retain are the same data (${forget.source}): the retain set must be different data`);
     }
     const evals: Record<string, Dataset> = {};
-    for (const [name, spec] of Object.entries(settings.evals)) evals[name] = await openDataset(`--eval ${name}`, spec, name);
+    for (const [name, spec] of Object.entries(settings.evals)) evals[name] = await openDataset(`--eval ${name}`, spec, name, dataOf(name));
     for (const [label, ds] of [['--forget', forget], ['--retain', retain]] as const) {
       const parts = splitDataset(ds, { evalFraction: settings.evalFraction, seed: settings.seed });
       for (const [part, pds] of [['evaluation', parts.evaluate], ['statistics', parts.collect]] as const) {
@@ -315,6 +363,8 @@ export const pruneCommand: Command = {
         }
       }
     }
+
+    reportDatasets(io, [['--forget', forget], ['--retain', retain], ...Object.entries(evals).map(([n, ds]) => [`--eval ${n}`, ds] as [string, Dataset])]);
 
     // 3. Ctrl-C: the first aborts after the current batch, the second exits at once.
     const controller = new AbortController();
@@ -335,6 +385,11 @@ export const pruneCommand: Command = {
     };
     process.on('SIGINT', onSigint);
     let model: Model | undefined;
+    const stateFile = join(out, 'state.json');
+    const resumeHint = `${invocation(io.env)} prune --out ${shellQuote(out)} --resume`;
+    let firstCreated: string | undefined;
+    let wroteAnything = false;
+    let lastState: PipelineState | undefined = saved ? (({ cli: _cli, ...state }) => state)(saved) : undefined;
     try {
       // 4. The model.
       model = await loadTextModel(settings.model, { device: settings.device, dtype: settings.dtype });
@@ -342,6 +397,7 @@ export const pruneCommand: Command = {
       if (saved && saved.report.model.architecture !== model.config.architecture) {
         throw new ExciseError('ERR_INVALID_ARGUMENT', `--resume: the interrupted run pruned a ${saved.report.model.architecture}, but ${settings.model} is a ${model.config.architecture}`);
       }
+      const saveDtype = settings.saveDtype ?? checkpointDtype(settings.model) ?? model.dtype;
       if (controller.signal.aborted) {
         io.stderr.write('excise: interrupted before pruning started; nothing was written\n');
         return 130;
@@ -349,12 +405,13 @@ export const pruneCommand: Command = {
 
       // 5. Only now is anything written.
       if (overwrite) for (const name of OUTPUTS) rmSync(join(out, name), { recursive: true, force: true });
-      const createdOut = !existsSync(out);
-      mkdirSync(out, { recursive: true });
-      const stateFile = join(out, 'state.json');
+      try {
+        firstCreated = mkdirSync(out, { recursive: true });
+      } catch (err) {
+        throw new ExciseError('ERR_IO', `--out ${out}: cannot create the folder: ${(err as Error).message}`, { cause: err });
+      }
       const writeState = (state: PipelineState) => writeFileAtomic(stateFile, JSON.stringify({ ...state, cli: settings } satisfies SavedState) + '\n');
       const hookStep = io.env.EXCISE_TEST_SIGINT_AFTER_STEP !== undefined ? Number(io.env.EXCISE_TEST_SIGINT_AFTER_STEP) : undefined;
-      let lastState: PipelineState | undefined = saved ? (({ cli: _cli, ...state }) => state)(saved) : undefined;
 
       const stopWhen = settings.stopForgetBelow !== undefined || settings.stopRetainDrop !== undefined
         ? { forgetTop1Below: settings.stopForgetBelow, retainTop1DropAbove: settings.stopRetainDrop } : undefined;
@@ -371,6 +428,7 @@ export const pruneCommand: Command = {
           collectTokens: settings.collectTokens, evalTokens: settings.evalTokens, scoring: settings.scoring,
           selection: settings.selection, seed: settings.seed, evalFraction: settings.evalFraction,
           batchSize: settings.batchSize, maxLength: settings.maxLength, stopWhen,
+          ...(settings.longDocs ? { longDocs: settings.longDocs } : {}),
           signal: controller.signal,
           resume: lastState,
           onProgress: (e) => {
@@ -378,6 +436,7 @@ export const pruneCommand: Command = {
           },
           onStep: async (state) => {
             await writeState(state);
+            wroteAnything = true;
             await writeReport(out, state.report);
             lastState = state;
             io.progress.log(stepLine(state.report, settings.steps));
@@ -391,25 +450,31 @@ export const pruneCommand: Command = {
       if (report.stoppedBy === 'aborted') {
         if (!lastState) {
           // Stopped while evaluating the unpruned model: there is nothing to report or resume.
-          if (createdOut) rmSync(out, { recursive: true, force: true });
+          removeCreated(firstCreated);
           io.stderr.write('excise: interrupted before step 0 finished; nothing was written\n');
           return 130;
         }
         await writeReport(out, report);
         io.stdout.write(formatStepsTable(report));
         io.stderr.write(`excise: interrupted: stopped after step ${lastState.completedSteps} of ${settings.steps}; the state is in ${stateFile}\n`);
-        io.stderr.write(`excise: to continue, run: excise prune --out ${shellQuote(out)} --resume\n`);
+        io.stderr.write(`excise: to continue, run: ${resumeHint}\n`);
         return 130;
       }
 
-      // 6. Finished: the final report and state, then the pruned model.
+      // 6. Finished: the final report and state, then the pruned model (in the checkpoint's dtype unless --save-dtype).
       await writeReport(out, report);
       if (lastState) await writeState({ ...lastState, report });
-      await model.save(join(out, 'model'), { overwrite: true, metadata: { report, options: settings } });
+      await model.save(join(out, 'model'), { overwrite: true, dtype: saveDtype, metadata: { report, options: settings } });
       io.stdout.write(formatStepsTable(report));
       const why = report.stoppedBy === 'steps' ? '' : ` (stopped early: ${report.stoppedBy === 'stopWhen' ? 'a stop condition was met' : 'no unpruned neuron left to select'})`;
-      io.stdout.write(`\npruned model: ${join(out, 'model')}${why}\nreport: ${join(out, 'report.json')}, ${join(out, 'steps.txt')}, ${join(out, 'plot.png')}\n`);
+      const dtypeNote = saveDtype === model.dtype ? '' : ` (saved in ${saveDtype}${settings.saveDtype ? '' : ', the checkpoint\'s dtype'}; computed in ${model.dtype}${settings.saveDtype ? '' : '; --save-dtype chooses'})`;
+      io.stdout.write(`\npruned model: ${join(out, 'model')}${dtypeNote}${why}\nreport: ${join(out, 'report.json')}, ${join(out, 'steps.txt')}, ${join(out, 'plot.png')}\n`);
       return 0;
+    } catch (err) {
+      io.progress.clear();
+      // Keep a resumable state (a finished step of this run, or the run being resumed); else leave nothing behind.
+      cleanupAfterFailure(out, firstCreated, (wroteAnything || saved !== undefined) && lastState !== undefined, io, stateFile, resumeHint);
+      throw err;
     } finally {
       process.off('SIGINT', onSigint);
       await model?.dispose();
