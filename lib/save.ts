@@ -113,7 +113,3 @@ export async function saveModelFolder(src: SaveSource, dir: string, options: Sav
     throw new ExciseError('ERR_IO', `save: could not write ${target}: ${(err as Error).message}`, { cause: err });
   }
 }
-
-export function readConfigJson(dir: string): Record<string, unknown> {
-  return JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-}
