@@ -248,5 +248,64 @@ export function checkTokenizerJson(parsed: unknown, file: string): string {
     if (d.type === 'Strip' && d.stop !== 0 && d.stop !== undefined) fail(`${where}: a Strip decoder with stop ${JSON.stringify(d.stop)} is not supported (only 0)`);
   };
   checkDecoder(tok.decoder, 'decoder');
+  const checkNormalizer = (n: unknown, where: string): void => {
+    if (!isObject(n)) return;
+    if (n.type === 'Sequence' && Array.isArray(n.normalizers)) n.normalizers.forEach((x, i) => checkNormalizer(x, `${where}.normalizers[${i}]`));
+    if (n.type === 'Precompiled' && typeof n.precompiled_charsmap === 'string') {
+      const problem = precompiledCharsmapProblem(Buffer.from(n.precompiled_charsmap, 'base64'));
+      if (problem) fail(`${where}: precompiled_charsmap ${problem}`);
+    }
+  };
+  checkNormalizer(tok.normalizer, 'normalizer');
   return JSON.stringify({ ...tok, truncation: null, padding: null });
+}
+
+/**
+ * SentencePiece's precompiled_charsmap (a double-array trie + replacement strings) as the
+ * spm_precompiled crate walks it: that crate indexes the trie and the strings unchecked, so a
+ * corrupt map panics on the first input byte that reaches outside. Walks every reachable node
+ * with every byte and returns what would go out of bounds, or undefined when nothing can.
+ */
+export function precompiledCharsmapProblem(map: Buffer): string | undefined {
+  if (map.length < 4) return 'is shorter than its 4-byte header';
+  const trieBytes = map.readUInt32LE(0);
+  const units = Math.floor(trieBytes / 4);
+  if (4 + units * 4 > map.length) return 'declares a trie longer than itself';
+  const trie = new Uint32Array(units);
+  for (let i = 0; i < units; i++) trie[i] = map.readUInt32LE(4 + 4 * i);
+  const normalized = map.subarray(4 + units * 4);
+  if (units === 0) return 'has an empty trie';
+  const offset = (u: number) => (u >>> 10) * ((u & 0x200) ? 256 : 1);
+  const label = (u: number) => (u & 0x800000ff) >>> 0;
+  const hasLeaf = (u: number) => ((u >>> 8) & 1) === 1;
+  const isBoundary = (i: number) => i === normalized.length || (normalized[i] & 0xc0) !== 0x80;
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const seen = new Set<number>();
+  // Each entry: a node position (after its offset) and the input bytes that lead to it.
+  const stack: Array<[number, number[]]> = [[0 ^ offset(trie[0]), []]];
+  while (stack.length > 0) {
+    const [node, path] = stack.pop()!;
+    if (seen.has(node)) continue;
+    seen.add(node);
+    if (path.length > 64) return 'has a trie path longer than 64 bytes';
+    for (let c = 1; c < 256; c++) {
+      const pos = node ^ c;
+      if (pos >= units) return `sends byte ${c} outside the trie`;
+      const unit = trie[pos];
+      if (label(unit) !== c) continue;
+      const next = pos ^ offset(unit);
+      if (hasLeaf(unit)) {
+        if (next >= units) return 'has a leaf outside the trie';
+        const value = trie[next] & 0x7fffffff;
+        if (value > normalized.length || !isBoundary(value)) return 'points outside its replacement strings';
+        try {
+          decoder.decode(Uint8Array.from([...path, c]));
+        } catch {
+          return 'matches a partial UTF-8 character';
+        }
+      }
+      stack.push([next, [...path, c]]);
+    }
+  }
+  return undefined;
 }

@@ -94,6 +94,15 @@ describe('tokenizer.json that would abort the process', () => {
     refused(write('strip', { ...base(), decoder: { type: 'Strip', content: ' ', start: 0, stop: 2 } }), 'Strip');
   });
 
+  it('a SentencePiece precompiled_charsmap whose trie reaches outside itself', () => {
+    refused(write('charsmap-short', { ...base(), normalizer: { type: 'Precompiled', precompiled_charsmap: 'AAAA' } }), 'precompiled_charsmap');
+    // One unit whose offset sends the first input byte past the end of a 1-unit trie.
+    const map = Buffer.alloc(8);
+    map.writeUInt32LE(4, 0);
+    map.writeUInt32LE(1 << 10, 4);
+    refused(write('charsmap-outside', { ...base(), normalizer: { type: 'Sequence', normalizers: [{ type: 'Precompiled', precompiled_charsmap: map.toString('base64') }] } }), 'normalizer.normalizers[0]', 'outside the trie');
+  });
+
   it('through loadModel too, before any encode', async () => {
     const dir = join(scratch, 'model');
     cpSync(join(goldenDir, 'llama'), dir, { recursive: true });

@@ -299,7 +299,7 @@ function indexCase(r: Rng): Case {
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 function tokenizerMutation(r: Rng, tok: Record<string, Json>): string {
-  const op = r.int(14);
+  const op = r.int(15);
   const template = (single: Json, special: Json) => ({ type: 'TemplateProcessing', single, pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }], special_tokens: special });
   const cls = { SpecialToken: { id: '[CLS]', type_id: 0 } };
   const seqA = { Sequence: { id: 'A', type_id: 0 } };
@@ -312,7 +312,17 @@ function tokenizerMutation(r: Rng, tok: Record<string, Json>): string {
     case 5: tok.truncation = { direction: 'Right', max_length: r.pick([0, 1, 2, 3]), strategy: 'LongestFirst', stride: r.pick([0, 1, 5]) }; return `truncation ${JSON.stringify(tok.truncation)}`;
     case 6: tok.padding = { strategy: r.pick(['BatchLongest', { Fixed: 3 }]), direction: 'Right', pad_to_multiple_of: r.pick([null, 0, 3]), pad_id: 0, pad_type_id: 0, pad_token: '[PAD]' }; return `padding ${JSON.stringify(tok.padding)}`;
     case 7: tok.decoder = { type: 'Strip', content: ' ', start: r.pick([0, 1, 5]), stop: r.pick([0, 1, 5]) }; return `decoder ${JSON.stringify(tok.decoder)}`;
-    case 8: tok.normalizer = r.pick<Json>([{ type: 'Replace', pattern: { Regex: '(' }, content: 'x' }, { type: 'Precompiled', precompiled_charsmap: 'AAAA' }, { type: 'Sequence', normalizers: [null] }, { type: 'Prepend', prepend: '▁' }]); return `normalizer ${JSON.stringify(tok.normalizer).slice(0, 60)}`;
+    case 8: if (r.chance(0.4)) {
+      // A random SentencePiece charsmap: a trie-size header, then random units and strings.
+      const units = r.int(8);
+      const bytes = Buffer.alloc(4 + units * 4 + r.int(8));
+      for (let i = 4; i < bytes.length; i++) bytes[i] = r.int(256);
+      bytes.writeUInt32LE(units * 4 + (r.chance(0.2) ? 4 * r.int(4) : 0), 0);
+      tok.normalizer = { type: 'Precompiled', precompiled_charsmap: bytes.toString('base64') };
+      return `precompiled charsmap ${bytes.toString('hex')}`;
+    } // falls through
+    // eslint-disable-next-line no-fallthrough
+    case 13: tok.normalizer = r.pick<Json>([{ type: 'Replace', pattern: { Regex: '(' }, content: 'x' }, { type: 'Precompiled', precompiled_charsmap: 'AAAA' }, { type: 'Sequence', normalizers: [null] }, { type: 'Prepend', prepend: '▁' }]); return `normalizer ${JSON.stringify(tok.normalizer).slice(0, 60)}`;
     case 9: (tok.added_tokens as Json[]).push({ id: r.pick([-1, 4294967296, 2 ** 31, 52, 1.5]), content: r.pick(['', 'x', 'hello']), single_word: false, lstrip: false, rstrip: false, normalized: r.chance(0.5), special: r.chance(0.5) }); return 'odd added token';
     case 10: {
       const model = tok.model as Record<string, Json>;
@@ -341,7 +351,7 @@ function tokenizerMutation(r: Rng, tok: Record<string, Json>): string {
       (holder as Record<string, Json>)[key as string] = value;
       return `${String(key)} = ${JSON.stringify(value)}`;
     }
-    default: return 'unchanged';
+    default: return 'unchanged';  // 14
   }
 }
 
