@@ -40,8 +40,10 @@ export class Rng {
 
 /** The case's own seed: independent of every other case, so one can be run alone. */
 export function caseSeed(seed: number, index: number): number {
-  let h = (seed ^ 0x9e3779b9) >>> 0;
-  h = Math.imul(h ^ index, 0x85ebca6b) >>> 0;
+  // The seed is mixed before the index joins, so (seed, index) pairs never collide by XOR.
+  let h = Math.imul((seed ^ 0x9e3779b9) >>> 0, 0x27d4eb2d) >>> 0;
+  h = (h ^ (h >>> 15)) >>> 0;
+  h = Math.imul((h + Math.imul(index + 1, 0x165667b1)) >>> 0, 0x85ebca6b) >>> 0;
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
   return (h ^ (h >>> 16)) >>> 0;
 }
