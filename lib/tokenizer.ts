@@ -257,6 +257,33 @@ export function checkTokenizerJson(parsed: unknown, file: string): string {
     }
   };
   checkNormalizer(tok.normalizer, 'normalizer');
+  const model = tok.model as JsonObject;
+  if (model.type === 'BPE' && isObject(model.vocab) && Array.isArray(model.merges)) {
+    // The crate copies each merge's two halves into a buffer as long as the longest vocabulary
+    // token before it checks that the merged token exists: a merge whose result is not in the
+    // vocabulary overruns that buffer and panics. Same computation here, bytewise.
+    const vocab = model.vocab as JsonObject;
+    const prefix = Buffer.from(typeof model.continuing_subword_prefix === 'string' ? model.continuing_subword_prefix : '', 'utf8');
+    const utf8 = new TextDecoder('utf-8', { fatal: true });
+    (model.merges as unknown[]).forEach((merge, i) => {
+      const parts = typeof merge === 'string' ? merge.split(' ') : merge;
+      if (!Array.isArray(parts) || parts.length !== 2 || typeof parts[0] !== 'string' || typeof parts[1] !== 'string') return;  // the crate refuses these itself
+      const [a, b] = parts as [string, string];
+      if (!Object.hasOwn(vocab, a) || !Object.hasOwn(vocab, b)) return;  // refused by the crate too
+      const bBytes = Buffer.from(b, 'utf8');
+      let merged: string | undefined;
+      if (bBytes.length >= prefix.length) {
+        try {
+          merged = utf8.decode(Buffer.concat([Buffer.from(a, 'utf8'), bBytes.subarray(prefix.length)]));
+        } catch {
+          merged = undefined;
+        }
+      }
+      if (merged === undefined || !Object.hasOwn(vocab, merged)) {
+        fail(`model.merges[${i}] (${JSON.stringify(a)}, ${JSON.stringify(b)}) makes a token that is not in the vocabulary`);
+      }
+    });
+  }
   return JSON.stringify({ ...tok, truncation: null, padding: null });
 }
 

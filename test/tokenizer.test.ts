@@ -103,6 +103,14 @@ describe('tokenizer.json that would abort the process', () => {
     refused(write('charsmap-outside', { ...base(), normalizer: { type: 'Sequence', normalizers: [{ type: 'Precompiled', precompiled_charsmap: map.toString('base64') }] } }), 'normalizer.normalizers[0]', 'outside the trie');
   });
 
+  it('a BPE merge whose result is not in the vocabulary', () => {
+    const bpe = { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab: { a: 0, b: 1 }, merges: ['a b'] };
+    refused(write('bpe-merge', { ...base(), model: bpe }), 'model.merges[0]', '"a", "b"');
+    const tok = Tokenizer.fromFile(write('bpe-ok', { ...base(), normalizer: null, pre_tokenizer: null, decoder: null, added_tokens: [], model: { ...bpe, vocab: { a: 0, b: 1, ab: 2 }, merges: [['a', 'b']] } }));
+    expect(tok.encode('abba')).toEqual([2, 1, 0]);
+    tok.dispose();
+  });
+
   it('through loadModel too, before any encode', async () => {
     const dir = join(scratch, 'model');
     cpSync(join(goldenDir, 'llama'), dir, { recursive: true });
