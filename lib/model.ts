@@ -3,7 +3,7 @@
  * Heavy work runs on the model's own native thread; every method returns a Promise. Calls on one
  * model take effect in the order they were made (CallOrder), so concurrent calls from JS are safe.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
 import { native, type NativeModel, type NativeModelConfig } from './native.js';
@@ -161,12 +161,14 @@ function flattenBatch(input: unknown, name: string): { data: Int32Array; batch: 
     if (row.length !== seq) {
       throw new ExciseError('ERR_INVALID_ARGUMENT', `${name}: rows must have equal lengths (pad them and pass attentionMask); row 0 has ${seq}, row ${b} has ${row.length}`);
     }
-    row.forEach((v: unknown, t: number) => {
+    // An index loop, not forEach: forEach skips the holes of a sparse row ([ , 1, 2]).
+    for (let t = 0; t < seq; t++) {
+      const v: unknown = row[t];
       if (!Number.isInteger(v) || (v as number) < -2147483648 || (v as number) > 2147483647) {
         throw invalidArgument(`${name}[${b}][${t}]`, 'an integer', v);
       }
       data[b * seq + t] = v as number;
-    });
+    }
   });
   return { data, batch: input.length, seq };
 }
@@ -496,8 +498,16 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const abs = resolve(dir);
   checkModelPath(dir, abs); // a file, a GGUF, .bin-only weights or a Hub id: says what to do
   const tokenizerFile = join(abs, 'tokenizer.json');
-  const tokenizer = existsSync(tokenizerFile) ? Tokenizer.fromFile(tokenizerFile) : undefined;
-  const handle = await withCallerStack(() => native().loadModel(abs, device, dtype));
+  // lstat: a dangling link or a FIFO under the name still counts as present (and fails, coded).
+  const hasTokenizer = (() => { try { lstatSync(tokenizerFile); return true; } catch { return false; } })();
+  const tokenizer = hasTokenizer ? Tokenizer.fromFile(tokenizerFile) : undefined;
+  let handle: NativeModel;
+  try {
+    handle = await withCallerStack(() => native().loadModel(abs, device, dtype));
+  } catch (err) {
+    tokenizer?.dispose();
+    throw err;
+  }
   return new Model(handle, abs, tokenizer);
 }
 
@@ -510,6 +520,13 @@ export async function createRandomModel(config: Record<string, unknown>, options
   const { seed = 0, ...rest } = options;
   if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('createRandomModel: seed', 'a non-negative integer', seed);
   const { device, dtype } = checkLoadOptions(rest);
-  const handle = await withCallerStack(() => native().createRandomModel(JSON.stringify(config), device, dtype, seed));
+  let configJson: string;
+  try {
+    configJson = JSON.stringify(config);
+  } catch (err) {
+    // A circular object or a BigInt field: not a config.json.
+    throw new ExciseError('ERR_CONFIG_INVALID', `createRandomModel(config): not JSON data (${(err as Error).message})`);
+  }
+  const handle = await withCallerStack(() => native().createRandomModel(configJson, device, dtype, seed));
   return new Model(handle, undefined, undefined);
 }

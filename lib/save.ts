@@ -4,10 +4,12 @@
  * temporary sibling folder, then renamed into place. Never into the model's own source folder, and
  * never over an existing folder unless asked to.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
+import { readRegularFile } from './files.js';
 import type { NativeModel } from './native.js';
 
 export interface SaveOptions {
@@ -49,6 +51,72 @@ function isInside(child: string, parent: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
 }
 
+/**
+ * The temporary folder of a save in progress: `.{target}.excise-incomplete-save-{pid}-{8 hex}`,
+ * holding a marker file with the writer's pid and host. A save killed midway (kill -9, power
+ * loss) leaves it behind; a later save in the same parent folder removes it once that process is
+ * gone (see removeStaleSaves).
+ */
+const INCOMPLETE_SAVE = /^\..+\.excise-incomplete-save-(\d+)-[0-9a-f]{8}$/;
+export const SAVE_MARKER = '.excise-incomplete-save.json';
+
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdir loops forever where a folder cannot be
+ * made and its parent exists (ENOENT under /proc).
+ */
+function makeFolders(dir: string): void {
+  if (existsSync(dir)) return;
+  const up = dirname(dir);
+  if (up !== dir) makeFolders(up);
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+function processIsGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';  // EPERM: alive, someone else's
+  }
+}
+
+/**
+ * Removes the folders of saves that died midway in `parent`. Only what is provably such a folder
+ * goes: a real folder (not a link) whose name matches the pattern, holding a regular marker file
+ * that names the same pid and this host, and that pid no longer running here. Anything else is
+ * left alone. Returns the folders removed.
+ */
+export function removeStaleSaves(parent: string): string[] {
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const name of entries) {
+    const m = INCOMPLETE_SAVE.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    const dir = join(parent, name);
+    try {
+      if (!lstatSync(dir).isDirectory()) continue;
+      const marker = JSON.parse(readRegularFile(join(dir, SAVE_MARKER), 64 * 1024, { missing: 'ERR_IO', invalid: 'ERR_IO' })) as { excise?: unknown; pid?: unknown; host?: unknown };
+      if (marker.excise !== 'incomplete-save' || marker.pid !== pid || marker.host !== hostname()) continue;
+      if (pid === process.pid || !processIsGone(pid)) continue;
+      rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    } catch {
+      // Unreadable marker, raced with another cleaner ...: not provably ours, keep it.
+    }
+  }
+  return removed;
+}
+
 export async function saveModelFolder(src: SaveSource, dir: string, options: SaveOptions = {}): Promise<void> {
   if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('save(dir)', 'a folder path', dir);
   const allowed = ['overwrite', 'maxShardSize', 'metadata', 'dtype'];
@@ -61,6 +129,16 @@ export async function saveModelFolder(src: SaveSource, dir: string, options: Sav
     throw new ExciseError('ERR_INVALID_DTYPE', `save: dtype must be 'float32', 'float16' or 'bfloat16'; received ${JSON.stringify(options.dtype)}`);
   }
   const dtype = options.dtype ?? src.dtype;
+  if (options.overwrite !== undefined && typeof options.overwrite !== 'boolean') throw invalidArgument('save: overwrite', 'true or false', options.overwrite);
+  let exciseJson: string;
+  try {
+    exciseJson = JSON.stringify({ ...src.excise, ...(options.metadata ?? {}) }, null, 2) + '\n';
+  } catch (err) {
+    throw new ExciseError('ERR_INVALID_ARGUMENT', `save: metadata must be plain JSON data (${(err as Error).message})`);
+  }
+  if (options.metadata !== undefined && (options.metadata === null || typeof options.metadata !== 'object' || Array.isArray(options.metadata))) {
+    throw invalidArgument('save: metadata', 'an object', options.metadata);
+  }
   const target = realOrResolved(dir);
   if (src.sourceDir) {
     const source = realOrResolved(src.sourceDir);
@@ -73,10 +151,15 @@ export async function saveModelFolder(src: SaveSource, dir: string, options: Sav
     throw new ExciseError('ERR_OUTPUT_EXISTS', `save: ${target} already exists (pass { overwrite: true } to replace it)`);
   }
   const parent = dirname(target);
-  if (!existsSync(parent)) mkdirSync(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(target)}.excise-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  mkdirSync(tmp);
+  const tmp = join(parent, `.${basename(target)}.excise-incomplete-save-${process.pid}-${randomBytes(4).toString('hex')}`);
+  let madeTmp = false;
   try {
+    makeFolders(parent);
+    removeStaleSaves(parent);
+    mkdirSync(tmp);
+    madeTmp = true;
+    const marker = join(tmp, SAVE_MARKER);
+    writeFileSync(marker, JSON.stringify({ excise: 'incomplete-save', pid: process.pid, host: hostname(), target, startedAt: new Date().toISOString() }) + '\n');
     const { files, weightMap, totalSize } = await withCallerStack(() => src.handle.saveWeights(tmp, maxShard, dtype));
     if (files.length > 1) {
       writeFileSync(join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
@@ -89,10 +172,14 @@ export async function saveModelFolder(src: SaveSource, dir: string, options: Sav
     if (src.sourceDir) {
       for (const f of TOKENIZER_FILES) {
         const from = join(src.sourceDir, f);
-        if (existsSync(from)) copyFileSync(from, join(tmp, f));
+        if (!existsSync(from)) continue;
+        // A FIFO or device under a tokenizer file's name would block the copy or never end.
+        if (!statSync(from).isFile()) throw new ExciseError('ERR_IO', `save: ${from} is not a regular file, so it cannot be copied`);
+        copyFileSync(from, join(tmp, f));
       }
     }
-    writeFileSync(join(tmp, 'excise.json'), JSON.stringify({ ...src.excise, ...(options.metadata ?? {}) }, null, 2) + '\n');
+    writeFileSync(join(tmp, 'excise.json'), exciseJson);
+    unlinkSync(marker);
     if (exists) {
       // Replace: move the old folder aside, move the new one in, then delete the old one.
       const old = join(parent, `.${basename(target)}.excise-old-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -108,7 +195,7 @@ export async function saveModelFolder(src: SaveSource, dir: string, options: Sav
       renameSync(tmp, target);
     }
   } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
+    if (madeTmp) rmSync(tmp, { recursive: true, force: true });
     if (err instanceof ExciseError) throw err;
     throw new ExciseError('ERR_IO', `save: could not write ${target}: ${(err as Error).message}`, { cause: err });
   }

@@ -1,20 +1,58 @@
 #include "config.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
-#include <fstream>
-#include <sstream>
+#include <cstring>
 
 #include "errors.h"
 
 namespace excise {
 
+// Far above any real model's: the largest have a few hundred layers, widths and vocabularies
+// below 2^21, and config.json files of a few kilobytes.
+constexpr int64_t kMaxLayers = 1 << 16;
+constexpr int64_t kMaxDimension = (int64_t{1} << 31) - 1;  // token ids and widths fit int32
+constexpr uint64_t kMaxConfigBytes = 16u << 20;
+
 Json ReadJsonFile(const std::string& path, const char* missingCode) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(missingCode, path + ": file not found or unreadable");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  const uint64_t maxBytes = kMaxConfigBytes;
+  // O_NONBLOCK: a FIFO without a writer under the file's name must not block the open.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) throw Error(missingCode, path + ": file not found");
+    throw Error(code::kConfigInvalid, path + ": cannot open (" + std::strerror(errno) + ")");
+  }
+  std::string text;
   try {
-    return Json::Parse(ss.str());
+    struct stat st;
+    if (::fstat(fd, &st) != 0) throw Error(code::kConfigInvalid, path + ": cannot stat (" + std::strerror(errno) + ")");
+    // A folder, FIFO or device (/dev/zero) would fail oddly, block, or read without end.
+    if (!S_ISREG(st.st_mode)) throw Error(code::kConfigInvalid, path + ": not a regular file");
+    if (static_cast<uint64_t>(st.st_size) > maxBytes) {
+      throw Error(code::kConfigInvalid, path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
+                                            std::to_string(maxBytes) + " such a file may have");
+    }
+    text.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (got < text.size()) {
+      const ssize_t n = ::pread(fd, text.data() + got, text.size() - got, static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Error(code::kConfigInvalid, path + ": cannot read (" + std::strerror(errno) + ")");
+      if (n == 0) break;  // shrank while read
+      got += static_cast<size_t>(n);
+    }
+    text.resize(got);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  try {
+    return Json::Parse(text);
   } catch (const std::exception& e) {
     throw Error(code::kConfigInvalid, path + ": not valid JSON (" + e.what() + ")");
   }
@@ -32,6 +70,15 @@ int64_t ConfigReader::requireInt(const std::string& key) const {
   if (v == nullptr || v->isNull()) fail("missing required field \"" + key + "\"");
   if (!v->isInteger()) fail("field \"" + key + "\" must be an integer");
   return v->asInt();
+}
+
+int64_t RequireLayerCount(const ConfigReader& r, const std::string& key) {
+  const int64_t n = r.requireInt(key);
+  // Checked here, before anything is sized by it (a per-layer list is built while reading).
+  if (n < 1 || n > kMaxLayers) {
+    r.fail("field \"" + key + "\" must be a layer count in 1.." + std::to_string(kMaxLayers) + ", got " + std::to_string(n));
+  }
+  return n;
 }
 
 int64_t ConfigReader::getInt(const std::string& key, int64_t fallback) const {
@@ -154,6 +201,17 @@ void ValidateConfig(const DecoderConfig& c, const std::string& file) {
   positive(c.vocabSize, "vocabulary size");
   positive(c.maxPositions, "maximum positions");
   positive(c.embedDim, "embedding size");
+  // Sizes beyond these are no model's: they could only overflow shapes or exhaust memory.
+  auto atMost = [&](int64_t v, int64_t max, const char* name) {
+    if (v > max) fail(std::string(name) + " " + std::to_string(v) + " is larger than excise supports (" + std::to_string(max) + ")");
+  };
+  atMost(c.nLayers, kMaxLayers, "number of layers");
+  for (auto [v, name] : {std::pair{c.dModel, "hidden size"}, {c.dMlp, "MLP size"}, {c.nHeads, "number of attention heads"},
+                         {c.nKvHeads, "number of key/value heads"}, {c.headDim, "head dimension"}, {c.vocabSize, "vocabulary size"},
+                         {c.maxPositions, "maximum positions"}, {c.embedDim, "embedding size"}}) {
+    atMost(v, kMaxDimension, name);
+  }
+  atMost(c.attnDim(), kMaxDimension, "attention width (heads x head dimension)");  // each factor < 2^31: no overflow
   if (c.nHeads % c.nKvHeads != 0) {
     fail("number of attention heads (" + std::to_string(c.nHeads) + ") must be a multiple of key/value heads (" +
          std::to_string(c.nKvHeads) + ")");

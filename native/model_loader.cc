@@ -1,6 +1,8 @@
 #include "model_loader.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sstream>
 
@@ -11,6 +13,9 @@
 
 namespace excise {
 namespace {
+
+// A shard index lists tensor names and file names: megabytes for the largest models.
+constexpr uint64_t kMaxIndexBytes = 64ull << 20;
 
 std::string ShapeString(const std::vector<int64_t>& s) {
   std::ostringstream o;
@@ -157,18 +162,46 @@ std::vector<Slot> ExpectedTensors(const FamilyAdapter& f, const DecoderConfig& c
   return out;
 }
 
-std::unique_ptr<Decoder> BuildFromConfig(const Json& root, const std::string& file, const LoadOptions& opts,
-                                         const FamilyAdapter** familyOut) {
+// Reads and checks config.json's sizes; allocates nothing sized by them.
+DecoderConfig ReadDecoderConfig(const Json& root, const std::string& file, const FamilyAdapter** familyOut) {
   ConfigReader reader(root, file);
   if (!root.isObject()) reader.fail("expected a JSON object");
   const std::string arch = ArchitectureOf(reader);
   const FamilyAdapter& family = FamilyFor(arch, file);
   DecoderConfig cfg = family.readConfig(reader, arch);
   ValidateConfig(cfg, file);
+  *familyOut = &family;
+  return cfg;
+}
+
+std::unique_ptr<Decoder> MakeDecoder(DecoderConfig cfg, const LoadOptions& opts) {
   const at::Device device = ParseDevice(opts.device);
   const at::ScalarType dtype = ResolveDtype(opts, cfg, device);
-  *familyOut = &family;
   return std::make_unique<Decoder>(std::move(cfg), device, dtype);
+}
+
+// The weight files must be regular files: a FIFO would block the open, a device read without end.
+// Checked by name before the safetensors reader opens anything (stat itself never blocks).
+void CheckWeightFiles(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;  // the reader reports it
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    const bool weights = name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0;
+    if (weights || name == "model.safetensors.index.json") names.push_back(name);
+  }
+  ::closedir(d);
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + name;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) continue;  // dangling link: the reader says it is missing
+    if (!S_ISREG(st.st_mode)) throw Error(code::kSafetensorsInvalid, path + ": not a regular file");
+    if (name == "model.safetensors.index.json" && static_cast<uint64_t>(st.st_size) > kMaxIndexBytes) {
+      throw Error(code::kSafetensorsInvalid, path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
+                                                 std::to_string(kMaxIndexBytes) + " a shard index may have");
+    }
+  }
 }
 
 }  // namespace
@@ -181,10 +214,9 @@ std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& 
   const std::string configFile = dir + "/config.json";
   const Json root = ReadJsonFile(configFile, code::kConfigMissing);
   const FamilyAdapter* family = nullptr;
-  std::unique_ptr<Decoder> d = BuildFromConfig(root, configFile, opts, &family);
-  d->sourceConfig = root;
-  const DecoderConfig& cfg = d->config();
+  DecoderConfig cfg = ReadDecoderConfig(root, configFile, &family);
 
+  CheckWeightFiles(dir);
   Checkpoint ckpt = OpenCheckpoint(dir);
   // Which base-model prefix does this checkpoint use? Decided by the token embedding.
   const WeightSpec* embedSpec = nullptr;
@@ -205,8 +237,21 @@ std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& 
                                           "\" (token embedding) is missing from the checkpoint");
   }
 
+  // The config against the checkpoint before anything is allocated: a layer count the checkpoint
+  // cannot hold fails at once, naming the last layer's first tensor.
+  size_t tensorCount = 0;
+  for (const auto& file : ckpt.files) tensorCount += file->tensors().size();
+  for (const WeightSpec& s : family->weights) {
+    if (!IsLayerRole(s.role) || (s.present != nullptr && !s.present(cfg))) continue;
+    const std::string last = Expand(s.name, prefix, cfg.nLayers - 1);
+    if (static_cast<uint64_t>(cfg.nLayers) > tensorCount || !ckpt.has(last)) {
+      throw Error(code::kTensorMissing, dir + ": tensor \"" + last + "\" (" + RoleName(s.role) + " of layer " +
+                                            std::to_string(cfg.nLayers - 1) + ") is missing from the checkpoint (" +
+                                            configFile + " says " + std::to_string(cfg.nLayers) + " layers)");
+    }
+    break;
+  }
   const std::vector<Slot> slots = ExpectedTensors(*family, cfg, prefix);
-  std::map<std::string, at::Tensor> bound;
   for (const Slot& slot : slots) {
     const std::string where = slot.layer >= 0 ? " of layer " + std::to_string(slot.layer) : "";
     if (!ckpt.has(slot.name)) {
@@ -224,6 +269,13 @@ std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& 
       throw Error(code::kTensorShape, dir + ": tensor \"" + slot.name + "\" has integer dtype " + info.dtypeName +
                                           "; quantized checkpoints are not supported");
     }
+  }
+
+  std::unique_ptr<Decoder> d = MakeDecoder(std::move(cfg), opts);
+  d->sourceConfig = root;
+  std::map<std::string, at::Tensor> bound;
+  for (const Slot& slot : slots) {
+    const TensorInfo& info = ckpt.info(slot.name);
     at::Tensor t = ckpt.tensor(slot.name).to(d->device(), d->dtype());
     if (!d->device().is_cpu() || t.scalar_type() != info.dtype) t = t.contiguous();
     Bind(*d, slot.spec->role, slot.layer, t, slot.spec->inputMajor);
@@ -249,11 +301,28 @@ std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, cons
     throw Error(code::kConfigInvalid, std::string("config: not valid JSON (") + e.what() + ")");
   }
   const FamilyAdapter* family = nullptr;
-  std::unique_ptr<Decoder> d = BuildFromConfig(root, "config", opts, &family);
+  DecoderConfig config = ReadDecoderConfig(root, "config", &family);
+  // Random weights are made in float32 on the CPU first: refuse what this machine cannot hold
+  // rather than let the allocator over-commit and the kernel kill the process.
+  const std::vector<Slot> slots = ExpectedTensors(*family, config, family->prefixes[0]);
+  uint64_t bytes = 0;
+  for (const Slot& slot : slots) {
+    uint64_t n = sizeof(float);
+    for (int64_t dim : slot.spec->shape(config)) {
+      if (dim < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(dim), &n)) n = UINT64_MAX;
+    }
+    if (__builtin_add_overflow(bytes, n, &bytes)) bytes = UINT64_MAX;
+  }
+  const uint64_t physical = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (bytes > physical / 2) {
+    throw Error(code::kOutOfMemory, "config: random weights of " + std::to_string(bytes) + " bytes (float32) exceed half of this machine's " +
+                                        std::to_string(physical) + " bytes of memory");
+  }
+  std::unique_ptr<Decoder> d = MakeDecoder(std::move(config), opts);
   d->sourceConfig = root;
   const DecoderConfig& cfg = d->config();
   at::Generator gen = at::detail::createCPUGenerator(seed);
-  for (const Slot& slot : ExpectedTensors(*family, cfg, family->prefixes[0])) {
+  for (const Slot& slot : slots) {
     const Dims shape = slot.spec->shape(cfg);
     const Role r = slot.spec->role;
     const bool isNormWeight = r == Role::Ln1W || r == Role::Ln2W || r == Role::FinalNormW;

@@ -1,10 +1,12 @@
 // Bad input: each is an ExciseError with a stable code and a message naming the file, tensor or option.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ExciseError, loadModel, readSafetensors, runtimeInfo, writeSafetensors, type Model } from '../lib/index.js';
+import { createRandomModel, ExciseError, loadModel, readSafetensors, runtimeInfo, writeSafetensors, type Model } from '../lib/index.js';
 import { goldenDir } from './helpers/golden.js';
+import { nativeErrorCodes, readmeErrorCodes, tsErrorCodes } from './helpers/error-codes.js';
 
 let scratch: string;
 beforeAll(() => { scratch = mkdtempSync(join(tmpdir(), 'excise-errors-')); });
@@ -151,5 +153,119 @@ describe('running', () => {
     expect(e.stack).toContain('errors.test.ts');
     const trunc = await expectError(loadModel(join(scratch, 'truncated')), 'ERR_SAFETENSORS_INVALID');
     expect(trunc.stack).toContain('errors.test.ts');
+  });
+});
+
+describe('special files and size caps', () => {
+  it('config.json, model.safetensors, the shard index or tokenizer.json as a FIFO: a coded error, no hang', async () => {
+    for (const [name, code] of [
+      ['config.json', 'ERR_CONFIG_INVALID'], ['model.safetensors', 'ERR_SAFETENSORS_INVALID'],
+      ['model.safetensors.index.json', 'ERR_SAFETENSORS_INVALID'], ['tokenizer.json', 'ERR_TOKENIZER_INVALID'],
+    ] as const) {
+      const dir = copyFixture('llama', `fifo-${name}`);
+      rmSync(join(dir, name), { force: true });
+      execFileSync('mkfifo', [join(dir, name)]);
+      await expectError(loadModel(dir), code, name, 'not a regular file');
+    }
+  });
+
+  it('/dev/zero or a folder under a JSON file name, and an oversized config.json', async () => {
+    const zero = copyFixture('llama', 'zero-tokenizer');
+    symlinkSync('/dev/zero', join(zero, 'tokenizer.json'));
+    await expectError(loadModel(zero), 'ERR_TOKENIZER_INVALID', 'tokenizer.json', 'not a regular file');
+    const cfgDir = copyFixture('llama', 'zero-config');
+    rmSync(join(cfgDir, 'config.json'));
+    symlinkSync('/dev/zero', join(cfgDir, 'config.json'));
+    await expectError(loadModel(cfgDir), 'ERR_CONFIG_INVALID', 'config.json', 'not a regular file');
+    const dirIndex = copyFixture('llama', 'dir-index');
+    mkdirSync(join(dirIndex, 'model.safetensors.index.json'));
+    await expectError(loadModel(dirIndex), 'ERR_SAFETENSORS_INVALID', 'model.safetensors.index.json');
+    const big = copyFixture('llama', 'big-config');
+    const cfg = readFileSync(join(big, 'config.json'), 'utf8');
+    writeFileSync(join(big, 'config.json'), cfg + ' '.repeat(17 * 1024 * 1024));
+    await expectError(loadModel(big), 'ERR_CONFIG_INVALID', 'config.json', 'bytes');
+  });
+
+  it('a tokenizer file the model folder has besides tokenizer.json, as a FIFO: save fails coded', async () => {
+    const dir = copyFixture('llama', 'fifo-merges');
+    execFileSync('mkfifo', [join(dir, 'merges.txt')]);
+    const m = await loadModel(dir);
+    try {
+      await expectError(m.save(join(scratch, 'fifo-merges-out')), 'ERR_IO', 'merges.txt', 'not a regular file');
+    } finally {
+      await m.dispose();
+    }
+  });
+});
+
+describe('sizes the checkpoint does not back', () => {
+  it('a layer count far beyond any model fails before allocating', async () => {
+    const dir = copyFixture('llama', 'layers-2m', (c) => { c.num_hidden_layers = 2000000; });
+    await expectError(loadModel(dir), 'ERR_CONFIG_INVALID', 'num_hidden_layers', '2000000');
+  });
+
+  it('more layers than the checkpoint holds names the first missing one', async () => {
+    const dir = copyFixture('gpt2', 'layers-60k', (c) => { c.n_layer = 60000; });
+    await expectError(loadModel(dir), 'ERR_TENSOR_MISSING', 'h.59999.', '60000 layers');
+  });
+
+  it('sizes of 2^62 are a config error, not an internal one', async () => {
+    const layers = copyFixture('llama', 'layers-2e62');
+    writeFileSync(join(layers, 'config.json'), readFileSync(join(layers, 'config.json'), 'utf8').replace('"num_hidden_layers": 2', '"num_hidden_layers": 4611686018427387904'));
+    await expectError(loadModel(layers), 'ERR_CONFIG_INVALID', 'num_hidden_layers');
+    const width = copyFixture('llama', 'width-2e62');
+    writeFileSync(join(width, 'config.json'), readFileSync(join(width, 'config.json'), 'utf8').replace('"intermediate_size": 96', '"intermediate_size": 4611686018427387904'));
+    await expectError(loadModel(width), 'ERR_CONFIG_INVALID', 'MLP size');
+  });
+
+  it('createRandomModel refuses weights this machine cannot hold', async () => {
+    const config = { architectures: ['LlamaForCausalLM'], num_hidden_layers: 64, hidden_size: 65536, intermediate_size: 65536, num_attention_heads: 64, vocab_size: 1000000 };
+    await expectError(createRandomModel(config), 'ERR_OUT_OF_MEMORY', 'bytes');
+  });
+});
+
+describe('bad calls that used to be uncoded or silent', () => {
+  let model: Model;
+  beforeAll(async () => { model = await loadModel(join(goldenDir, 'gpt2')); });
+  afterAll(async () => model.dispose());
+
+  it('an onProgress that is not a function', async () => {
+    await expectError(model.collect([[1, 2, 3]], { onProgress: 5 as never }), 'ERR_INVALID_ARGUMENT', 'onProgress');
+    await expectError(model.evaluate([[1, 2, 3]], { onProgress: 'x' as never }), 'ERR_INVALID_ARGUMENT', 'onProgress');
+  });
+
+  it('save into a folder that cannot be made', async () => {
+    await expectError(model.save('/proc/excise-cannot-write-here/x'), 'ERR_IO', '/proc/excise-cannot-write-here');
+  });
+
+  it('save metadata that is not JSON data', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    await expectError(model.save(join(scratch, 'meta-circular'), { metadata: circular }), 'ERR_INVALID_ARGUMENT', 'metadata');
+    await expectError(model.save(join(scratch, 'meta-bigint'), { metadata: { n: 1n } }), 'ERR_INVALID_ARGUMENT', 'metadata');
+  });
+
+  it('createRandomModel with a circular or BigInt config', async () => {
+    const circular: Record<string, unknown> = { architectures: ['LlamaForCausalLM'] };
+    circular.self = circular;
+    await expectError(createRandomModel(circular), 'ERR_CONFIG_INVALID', 'createRandomModel');
+    await expectError(createRandomModel({ architectures: ['LlamaForCausalLM'], hidden_size: 64n } as never), 'ERR_CONFIG_INVALID', 'BigInt');
+  });
+
+  it('a hole in a row of token ids is not read as token 0', async () => {
+    // eslint-disable-next-line no-sparse-arrays
+    await expectError(model.forward([[, 1, 2] as number[]]), 'ERR_INVALID_ARGUMENT', 'inputIds[0][0]', 'undefined');
+    // eslint-disable-next-line no-sparse-arrays
+    await expectError(model.generate([1, , 2] as number[], { maxNewTokens: 1 }), 'ERR_INVALID_ARGUMENT', 'prompt[0][1]');
+  });
+});
+
+describe('every code that can surface is documented', () => {
+  it('native/errors.h codes are ErrorCode codes, and ErrorCode is the README list', () => {
+    const ts = tsErrorCodes();
+    const native = nativeErrorCodes();
+    expect(native.length).toBeGreaterThan(10);
+    expect(native.filter((c) => !ts.includes(c))).toEqual([]);
+    expect(readmeErrorCodes()).toEqual(ts);
   });
 });

@@ -211,7 +211,7 @@ describe('save', () => {
     expect(existsSync(join(out, 'marker'))).toBe(false);
     expect(existsSync(join(out, 'model.safetensors'))).toBe(true);
     // No temporary folders are left behind.
-    expect(readdirSync(scratch).filter((f) => f.includes('excise-tmp') || f.includes('excise-old'))).toEqual([]);
+    expect(readdirSync(scratch).filter((f) => f.includes('excise-tmp') || f.includes('excise-incomplete-save') || f.includes('excise-old'))).toEqual([]);
   });
 
   it('never modifies the source checkpoint', async () => {

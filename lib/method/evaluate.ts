@@ -80,6 +80,7 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('evaluate: onProgress', 'a function', options.onProgress);
   const source = asDocumentSource(sourceOrDataset);
   checkSource(source, 'evaluate(source)');
   const { config } = target;

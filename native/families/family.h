@@ -49,6 +49,9 @@ struct FamilyAdapter {
   std::vector<WeightSpec> weights;
 };
 
+// A layer-count field, in 1..65536 (config.cc): read before any per-layer list is sized by it.
+int64_t RequireLayerCount(const ConfigReader& r, const std::string& key);
+
 // Registry (families/registry.cc).
 const FamilyAdapter* FindFamily(const std::string& architecture);
 std::vector<std::string> SupportedArchitectures();

@@ -10,7 +10,7 @@ DecoderConfig ReadGpt2(const ConfigReader& r, const std::string& architecture) {
   DecoderConfig c;
   c.architecture = architecture;
   c.family = "gpt2";
-  c.nLayers = r.requireInt("n_layer");
+  c.nLayers = RequireLayerCount(r, "n_layer");
   c.dModel = r.requireInt("n_embd");
   c.nHeads = r.requireInt("n_head");
   c.nKvHeads = c.nHeads;

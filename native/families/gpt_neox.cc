@@ -12,7 +12,7 @@ DecoderConfig ReadNeoX(const ConfigReader& r, const std::string& architecture) {
   DecoderConfig c;
   c.architecture = architecture;
   c.family = "gpt_neox";
-  c.nLayers = r.requireInt("num_hidden_layers");
+  c.nLayers = RequireLayerCount(r, "num_hidden_layers");
   c.dModel = r.requireInt("hidden_size");
   c.nHeads = r.requireInt("num_attention_heads");
   c.nKvHeads = c.nHeads;

@@ -12,7 +12,7 @@ DecoderConfig ReadLlama(const ConfigReader& r, const std::string& architecture) 
   DecoderConfig c;
   c.architecture = architecture;
   c.family = architecture == "MistralForCausalLM" ? "mistral" : architecture == "Qwen2ForCausalLM" ? "qwen2" : "llama";
-  c.nLayers = r.requireInt("num_hidden_layers");
+  c.nLayers = RequireLayerCount(r, "num_hidden_layers");
   c.dModel = r.requireInt("hidden_size");
   c.nHeads = r.requireInt("num_attention_heads");
   c.nKvHeads = r.getInt("num_key_value_heads", c.nHeads);

@@ -13,7 +13,7 @@ DecoderConfig ReadOpt(const ConfigReader& r, const std::string& architecture) {
   DecoderConfig c;
   c.architecture = architecture;
   c.family = "opt";
-  c.nLayers = r.requireInt("num_hidden_layers");
+  c.nLayers = RequireLayerCount(r, "num_hidden_layers");
   c.dModel = r.requireInt("hidden_size");
   c.nHeads = r.requireInt("num_attention_heads");
   c.nKvHeads = c.nHeads;
