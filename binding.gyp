@@ -28,7 +28,8 @@
       'cflags_cc!': ['-fno-exceptions', '-fno-rtti', '-std=gnu++17'],
       'cflags': ['-fexceptions'],
       'cflags_cc': [
-        '-std=c++17',
+        # C++20 where the LibTorch headers require it (2.14+), else C++17.
+        '-std=<!(node scripts/find-libtorch.cjs --std)',
         '-fexceptions',
         '-frtti',
         # LibTorch 2.13's headers use C++20 bit-field initialisers, which GCC/Clang accept in C++17 mode

@@ -4,7 +4,7 @@
  */
 import { ExciseError } from '../errors.js';
 import { loadDataset, type Dataset } from '../data/datasets.js';
-import { loadModel, type Dtype, type Model } from '../model.js';
+import { loadModel, type Device, type Dtype, type Model } from '../model.js';
 import { Progress } from './progress.js';
 
 /** A subcommand: parses its own arguments and returns the exit code. */
@@ -61,7 +61,7 @@ export async function openDataset(label: string, spec: string, name?: string): P
 
 /** Loads a model for text datasets: it must have a tokenizer.json. */
 export async function loadTextModel(dir: string, options: { device?: string; dtype?: Dtype }): Promise<Model> {
-  const model = await loadModel(dir, options);
+  const model = await loadModel(dir, options as { device?: Device; dtype?: Dtype }); // device checked by parseDevice
   if (!model.hasTokenizer) {
     await model.dispose();
     throw new ExciseError('ERR_TOKENIZER_MISSING', `${model.dir}: no tokenizer.json, so the datasets' texts cannot be tokenized`);
