@@ -40,8 +40,12 @@
       ],
       'library_dirs': ['<!(node scripts/find-libtorch.cjs --lib)'],
       'ldflags': [
-        # Find LibTorch's shared libraries at run time without LD_LIBRARY_PATH.
-        '-Wl,-rpath,<!(node scripts/find-libtorch.cjs --lib)',
+        # Find LibTorch's shared libraries at run time without LD_LIBRARY_PATH: the torch lib folder
+        # and, for a CUDA wheel, the nvidia-* lib folders. DT_RPATH (not RUNPATH): it also serves the
+        # dependencies of libtorch_cuda, which has no run path of its own.
+        '-Wl,--disable-new-dtags',
+        '-Wl,-rpath,<!(node scripts/find-libtorch.cjs --rpath)',
+        '-Wl,-rpath-link,<!(node scripts/find-libtorch.cjs --rpath)',
       ],
       'libraries': [
         # Keep every torch library NEEDED even if no symbol is used directly (libtorch_cuda registers

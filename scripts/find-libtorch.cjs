@@ -7,7 +7,7 @@
 //   4. Python's torch      EXCISE_PYTHON, the project's .venv, the per-user LibTorch that
 //                          `excise setup` installs (~/.cache/excise/torch-cuda, then torch-cpu),
 //                          then python3 on PATH (pip's torch wheel ships a complete LibTorch)
-// Usage: node scripts/find-libtorch.cjs [--root|--include|--lib|--libs|--cflags|--std|--version|--json|--cmake]
+// Usage: node scripts/find-libtorch.cjs [--root|--include|--lib|--libs|--cflags|--std|--version|--rpath|--json|--cmake]
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -87,7 +87,7 @@ function locate() {
     if (py.includes(path.sep) && !fs.existsSync(py)) continue;
     const root = fromPython(py);
     if (root && isTorchRoot(root)) return { root, via: `python (${py})` };
-    tried.push(`python ${py}`);
+    tried.push(`${py} (no torch)`);
   }
   throw new Error(noneFoundMessage(tried));
 }
@@ -133,6 +133,17 @@ function describe(root) {
   const aten = readIf(path.join(root, 'include', 'ATen', 'ATen.h')) || '';
   const std = /C\+\+20 or later/.test(aten) ? 'c++20' : 'c++17';
   const version = torchVersion(root);
+  // A CUDA PyTorch wheel's libtorch_cuda has no run path: Python preloads the CUDA libraries of the
+  // nvidia-* wheels beside it. The addon's run path (DT_RPATH, which also serves libtorch_cuda's own
+  // dependencies) lists their lib folders.
+  const runtimeDirs = [lib];
+  const nvidia = path.join(root, '..', 'nvidia');
+  if (has('torch_cuda') && fs.existsSync(nvidia)) {
+    for (const pkg of fs.readdirSync(nvidia).sort()) {
+      const dir = path.join(nvidia, pkg, 'lib');
+      if (fs.existsSync(dir)) runtimeDirs.push(path.resolve(dir));
+    }
+  }
   return {
     root,
     version,
@@ -143,6 +154,7 @@ function describe(root) {
     cxxAbi: abi === '1' ? 'cxx11' : 'pre-cxx11',
     std,
     cflags: [`-D_GLIBCXX_USE_CXX11_ABI=${abi}`],
+    runtimeDirs,
   };
 }
 
@@ -159,9 +171,10 @@ if (require.main === module) {
       '--cflags': d.cflags.join(' '),
       '--std': d.std,
       '--version': d.version,
+      '--rpath': d.runtimeDirs.join(':'),
       '--json': JSON.stringify({ ...d, via: found.via }, null, 2),
-      // For CMakeLists.txt: root;version;standard;ABI flag;cuda;ABI name
-      '--cmake': [d.root, d.version, d.std.replace('c++', ''), d.cflags[0], d.cuda ? 1 : 0, d.cxxAbi].join(';'),
+      // For CMakeLists.txt: root;version;standard;ABI flag;cuda;ABI name;run-time folders (':'-joined)
+      '--cmake': [d.root, d.version, d.std.replace('c++', ''), d.cflags[0], d.cuda ? 1 : 0, d.cxxAbi, d.runtimeDirs.join(':')].join(';'),
     }[arg];
     if (out === undefined) throw new Error(`unknown option ${arg}`);
     process.stdout.write(out + '\n');

@@ -115,6 +115,8 @@ function prebuiltFits(desc) {
   if (baseVersion(record.torchVersion) !== baseVersion(desc.version)) {
     return { fits: false, why: `the prebuilt addon is for LibTorch ${baseVersion(record.torchVersion)}, the located one is ${desc.version}` };
   }
+  // A CUDA wheel's libtorch_cuda needs the nvidia-* folders on the addon's own run path: compile.
+  if (!!record.cuda !== desc.cuda) return { fits: false, why: `the prebuilt addon is for a ${flavour(record.cuda)} LibTorch, the located one is a ${flavour(desc.cuda)} build` };
   if (record.cxxAbi !== desc.cxxAbi) return { fits: false, why: `the prebuilt addon uses the ${record.cxxAbi} C++ ABI, the located LibTorch ${desc.cxxAbi}` };
   return { fits: true, record };
 }
