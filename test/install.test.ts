@@ -4,7 +4,7 @@
 // addon (no compiler), and ESM import, CommonJS require, TypeScript (nodenext, .mts and .cts), the
 // CLI and the bundled demo model work from node_modules.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,12 +19,20 @@ let env: NodeJS.ProcessEnv;
 
 interface Run { status: number | null; stdout: string; stderr: string }
 
-function run(cmd: string, args: string[], options: { cwd?: string; timeout?: number } = {}): Run {
-  const r = spawnSync(cmd, args, { cwd: options.cwd ?? project, encoding: 'utf8', env, timeout: options.timeout ?? 120_000 });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
+// Asynchronous: a blocking spawnSync of npm for a minute starves vitest's worker RPC.
+function run(cmd: string, args: string[], options: { cwd?: string; timeout?: number } = {}): Promise<Run> {
+  return new Promise((done) => {
+    const child = spawn(cmd, args, { cwd: options.cwd ?? project, env, timeout: options.timeout ?? 120_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', (err) => { stderr += String(err); });
+    child.on('close', (status) => done({ status, stdout, stderr }));
+  });
 }
-const node = (file: string): Run => run(process.execPath, [file]);
-const excise = (...args: string[]): Run => run(process.execPath, [join(project, 'node_modules', 'excise', 'dist', 'cli', 'main.js'), ...args]);
+const node = (file: string): Promise<Run> => run(process.execPath, [file]);
+const excise = (...args: string[]): Promise<Run> => run(process.execPath, [join(project, 'node_modules', 'excise', 'dist', 'cli', 'main.js'), ...args]);
 
 // The user's environment: no LibTorch anywhere the locator looks (python3 has no torch, an empty
 // per-user cache), and none of the outer npm run's variables.
@@ -42,17 +50,17 @@ function userEnv(): NodeJS.ProcessEnv {
 }
 
 describe.skipIf(!existsSync(pinnedPython) || !existsSync(prebuiltRecord))('npm install of the packed tarball', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'excise-install-'));
     project = join(dir, 'project');
     mkdirSync(project);
     env = userEnv();
     // dist/ as `npm pack` (prepack) makes it: tsc, then the CommonJS bundle.
-    const tsc = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root });
+    const tsc = await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root });
     expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
-    const cjs = run(process.execPath, [join(root, 'scripts', 'build-cjs.mjs')], { cwd: root });
+    const cjs = await run(process.execPath, [join(root, 'scripts', 'build-cjs.mjs')], { cwd: root });
     expect(cjs.status, cjs.stderr).toBe(0);
-    const pack = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: root });
+    const pack = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: root });
     expect(pack.status, pack.stderr).toBe(0);
     const packed = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = packed[0].files.map((f) => f.path);
@@ -63,7 +71,7 @@ describe.skipIf(!existsSync(pinnedPython) || !existsSync(prebuiltRecord))('npm i
     expect(files).toContain('assets/demo-model/model.safetensors');
     expect(files.filter((f) => f.startsWith('test/') || f.startsWith('build/'))).toEqual([]);
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
-    const install = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', join(dir, packed[0].filename)], { timeout: 240_000 });
+    const install = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', join(dir, packed[0].filename)], { timeout: 240_000 });
     expect(install.status, install.stdout + install.stderr).toBe(0);
     // The install script's message (npm shows it with --foreground-scripts; otherwise on the terminal).
     expect(install.stdout + install.stderr).toMatch(/finish the install with:\s+npx excise setup/);
@@ -73,25 +81,25 @@ describe.skipIf(!existsSync(pinnedPython) || !existsSync(prebuiltRecord))('npm i
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('installs with no LibTorch; loading names the command that finishes the job', () => {
+  it('installs with no LibTorch; loading names the command that finishes the job', async () => {
     writeFileSync(join(project, 'unbuilt.mjs'), `
       import { loadModel, runtimeInfo, ExciseError } from 'excise';
       try { runtimeInfo(); console.log('loaded'); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, isExcise: e instanceof ExciseError })); }
     `);
-    const r = node('unbuilt.mjs');
+    const r = await node('unbuilt.mjs');
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout.trim()) as { code: string; message: string; isExcise: boolean };
     expect(out.code).toBe('ERR_NATIVE_LOAD');
     expect(out.isExcise).toBe(true);
     expect(out.message).toContain('npx excise setup');
-    const doctor = excise('doctor');
+    const doctor = await excise('doctor');
     expect(doctor.status).toBe(1);
     expect(doctor.stdout).toContain('addon:       not built');
     expect(doctor.stdout).toContain('located now: none');
   });
 
-  it('excise setup with a matching PyTorch uses the prebuilt addon; import, require, TypeScript and the CLI work', () => {
-    const setup = excise('setup', '--python', pinnedPython);
+  it('excise setup with a matching PyTorch uses the prebuilt addon; import, require, TypeScript and the CLI work', async () => {
+    const setup = await excise('setup', '--python', pinnedPython);
     expect(setup.status, setup.stdout + setup.stderr).toBe(0);
     expect(setup.stderr).toContain('using the prebuilt addon');
     expect(setup.stderr).not.toContain('compiling');
@@ -108,7 +116,7 @@ describe.skipIf(!existsSync(pinnedPython) || !existsSync(prebuiltRecord))('npm i
       console.log(JSON.stringify({ shape: out.shape, torch: info.torchVersion, cudaBuild: info.cudaBuild }));
       await model[Symbol.asyncDispose]();
     `);
-    const esm = node('esm.mjs');
+    const esm = await node('esm.mjs');
     expect(esm.status, esm.stderr).toBe(0);
     const pinned = (JSON.parse(readFileSync(prebuiltRecord, 'utf8')) as { torchVersion: string }).torchVersion.split('+')[0];
     expect(JSON.parse(esm.stdout.trim())).toEqual({ shape: [1, 3, 97], torch: pinned, cudaBuild: false });
@@ -123,7 +131,7 @@ describe.skipIf(!existsSync(pinnedPython) || !existsSync(prebuiltRecord))('npm i
         await model.dispose();
       });
     `);
-    const cjs = node('cjs.cjs');
+    const cjs = await node('cjs.cjs');
     expect(cjs.status, cjs.stderr).toBe(0);
     expect(JSON.parse(cjs.stdout.trim())).toEqual({ shape: [1, 3, 97], code: 'ERR_MODEL_NOT_FOUND' });
 
@@ -149,22 +157,22 @@ describe.skipIf(!existsSync(pinnedPython) || !existsSync(prebuiltRecord))('npm i
     `;
     writeFileSync(join(project, 'use.cts'), `import { loadModel, runtimeInfo, type Device } from 'excise';\n${body}`);
     writeFileSync(join(project, 'use.mts'), `import { loadModel, runtimeInfo, type Device } from 'excise';\n${body}`);
-    const tsc = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+    const tsc = await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
     expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
     for (const file of ['out/use.cjs', 'out/use.mjs']) {
-      const r = node(file);
+      const r = await node(file);
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout.trim())).toEqual({ shape: [1, 3, 97], device: 'cuda:1', wrong: 'gpu', cudaBuild: false });
     }
 
-    const doctor = excise('doctor');
+    const doctor = await excise('doctor');
     expect(doctor.status, doctor.stdout + doctor.stderr).toBe(0);
     expect(doctor.stdout).toMatch(/addon: +prebuilt/);
     expect(doctor.stdout).toContain('match:       yes');
-    const help = excise('--help');
+    const help = await excise('--help');
     expect(help.stdout).toMatch(/setup .*\n.*build .*\n.*doctor/);
     // The bundled demo model, from node_modules.
-    const info = excise('info', '--model', join(pkg, 'assets', 'demo-model'), '--json');
+    const info = await excise('info', '--model', join(pkg, 'assets', 'demo-model'), '--json');
     expect(info.status, info.stderr).toBe(0);
     expect(JSON.parse(info.stdout)).toMatchObject({ architecture: 'LlamaForCausalLM', tokenizer: true });
   });
