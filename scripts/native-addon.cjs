@@ -46,6 +46,11 @@ function torchNow(root) {
   return { version: torchVersion(root), cuda: fs.existsSync(path.join(root, 'lib', 'libtorch_cuda.so')) };
 }
 
+/** Where a link points (even when the target is gone), or null when there is no link. */
+function linkTarget(link) {
+  try { return path.resolve(path.dirname(link), fs.readlinkSync(link)); } catch { return null; }
+}
+
 const flavour = (cuda) => (cuda ? 'CUDA' : 'CPU');
 
 /**
@@ -58,9 +63,10 @@ function checkAddon(env = process.env) {
     const record = readJson(paths.builtRecord);
     return { file: paths.built, kind: 'built', record, problem: record ? recordProblem(record, env, 'built') : null };
   }
-  if (fs.existsSync(paths.prebuilt) && fs.existsSync(paths.torchLink)) {
+  const link = linkTarget(paths.torchLink);
+  if (fs.existsSync(paths.prebuilt) && link) {
     const record = readJson(paths.prebuiltRecord);
-    const root = path.dirname(realpath(paths.torchLink));
+    const root = path.dirname(link);
     const now = torchNow(root);
     let problem = null;
     if (!now) {

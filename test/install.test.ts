@@ -5,7 +5,7 @@
 // CLI and the bundled demo model work from node_modules.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { goldenDir } from './helpers/golden.js';
@@ -20,9 +20,9 @@ let env: NodeJS.ProcessEnv;
 interface Run { status: number | null; stdout: string; stderr: string }
 
 // Asynchronous: a blocking spawnSync of npm for a minute starves vitest's worker RPC.
-function run(cmd: string, args: string[], options: { cwd?: string; timeout?: number } = {}): Promise<Run> {
+function run(cmd: string, args: string[], options: { cwd?: string; timeout?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((done) => {
-    const child = spawn(cmd, args, { cwd: options.cwd ?? project, env, timeout: options.timeout ?? 120_000 });
+    const child = spawn(cmd, args, { cwd: options.cwd ?? project, env: { ...env, ...options.env }, timeout: options.timeout ?? 120_000 });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -175,5 +175,25 @@ describe.skipIf(!existsSync(pinnedPython) || !existsSync(prebuiltRecord))('npm i
     const info = await excise('info', '--model', join(pkg, 'assets', 'demo-model'), '--json');
     expect(info.status, info.stderr).toBe(0);
     expect(JSON.parse(info.stdout)).toMatchObject({ architecture: 'LlamaForCausalLM', tokenizer: true });
+
+    // The LibTorch moves: loading says so and names the fix (the link is pointed elsewhere and back;
+    // the LibTorch itself is shared and left alone).
+    const link = join(pkg, 'build', 'torch-lib');
+    const target = readlinkSync(link);
+    rmSync(link);
+    symlinkSync(join(dir, 'moved-away', 'lib'), link);
+    const moved = await node('unbuilt.mjs');
+    expect(JSON.parse(moved.stdout.trim())).toMatchObject({ code: 'ERR_NATIVE_LOAD' });
+    expect(moved.stdout).toMatch(/has moved or been removed; run `npx excise build`/);
+    rmSync(link);
+    symlinkSync(target, link);
+
+    // `LIBTORCH=... npm rebuild excise` makes the addon for that LibTorch (here the same one, by another path).
+    const torchRoot = resolve(target, '..');
+    const rebuild = await run('npm', ['rebuild', 'excise', '--foreground-scripts'], { env: { LIBTORCH: torchRoot } });
+    expect(rebuild.status, rebuild.stdout + rebuild.stderr).toBe(0);
+    expect(rebuild.stdout + rebuild.stderr).toContain(`at ${torchRoot}, found via LIBTORCH`);
+    expect(readlinkSync(link)).toBe(join(torchRoot, 'lib'));
+    expect((await node('esm.mjs')).status).toBe(0);
   });
 });

@@ -101,9 +101,11 @@ export const setupCommand: Command = {
         log(`${venv} already has torch ${installedTorch(venvPython)}`);
       } else {
         const spec = version ? `torch==${version}` : 'torch';
-        // CPU: PyTorch's CPU index (PyPI's Linux torch is the CUDA build); CUDA: PyPI's default torch.
-        const index = cuda ? [] : ['--extra-index-url', CPU_INDEX];
-        run(join(venv, 'bin', 'pip'), ['install', spec, ...index], io, `pip install ${spec}`);
+        // CPU: PyTorch's CPU index (PyPI's Linux torch is the CUDA build), without torch's Python
+        // dependencies (nothing imports torch: only its LibTorch is used). CUDA: PyPI's default torch,
+        // with its dependencies (the nvidia-* wheels hold the CUDA libraries LibTorch loads).
+        const extra = cuda ? [] : ['--no-deps', '--extra-index-url', CPU_INDEX];
+        run(join(venv, 'bin', 'pip'), ['install', spec, ...extra], io, `pip install ${spec}`);
       }
       process.env.EXCISE_PYTHON = venvPython;
     }
