@@ -196,7 +196,7 @@ function compile(desc, log, { jobs = os.availableParallelism?.() ?? os.cpus().le
       tail = (tail + chunk.toString()).slice(-4000);
       for (const m of chunk.toString().matchAll(/CXX\(target\) Release\/obj\.target\/excise\/native\/(\S+)\.o/g)) {
         done += 1;
-        log(`  [${done}/${sources}] ${m[1]}.cc (${Math.round((Date.now() - started) / 1000)} s)`);
+        log(`  [${done}/${sources}] compiling ${m[1]}.cc (${Math.round((Date.now() - started) / 1000)} s)`);
       }
     };
     child.stdout.on('data', onData);

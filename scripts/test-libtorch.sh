@@ -35,7 +35,20 @@ cmake --build "$BUILD_DIR" -j "$(nproc)"
 ADDON=$BUILD_DIR/Release/excise.node
 echo "test-libtorch: built $ADDON in $((SECONDS - START)) s"
 cat "$BUILD_DIR/Release/excise.json"
-readelf -d "$ADDON" | grep -E '\((NEEDED|RUNPATH)\)' | grep -E 'torch|c10|PATH'
+readelf -d "$ADDON" | grep -E '\((NEEDED|RUNPATH|RPATH)\)' | grep -E 'torch|c10|PATH'
 # Loads with no LD_LIBRARY_PATH: the run path finds LibTorch (and a CUDA wheel's nvidia libraries).
-EXCISE_ADDON=$ADDON LD_LIBRARY_PATH= node -e "console.log('test-libtorch: runtimeInfo', JSON.stringify(require(process.env.EXCISE_ADDON).runtimeInfo()))"
+# runtimeInfo().cudaBuild must match the LibTorch, and without a GPU the device error must say which case it is.
+EXCISE_ADDON=$ADDON LD_LIBRARY_PATH= node --import tsx -e "
+  import { loadModel, runtimeInfo } from './lib/index.ts';
+  const info = runtimeInfo();
+  const { readFileSync } = await import('node:fs');
+  const record = JSON.parse(readFileSync(process.env.EXCISE_ADDON.replace(/excise\.node\$/, 'excise.json'), 'utf8'));
+  console.log('test-libtorch: runtimeInfo', JSON.stringify(info));
+  if (info.cudaBuild !== record.cuda) throw new Error('runtimeInfo().cudaBuild is ' + info.cudaBuild + ' for a ' + (record.cuda ? 'CUDA' : 'CPU') + ' LibTorch');
+  if (!info.cudaAvailable) {
+    const err = await loadModel('test/fixtures/hf-golden/gpt2', { device: 'cuda' }).then(() => null, (e) => e);
+    console.log('test-libtorch: device cuda:', err.code, err.message);
+    if (!(info.cudaBuild ? /CUDA build.*no GPU is visible/ : /CPU-only build/).test(err.message)) throw new Error('wrong device error');
+  }
+"
 EXCISE_ADDON=$ADDON LD_LIBRARY_PATH= npx vitest run "${TESTS[@]}"
