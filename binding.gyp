@@ -28,7 +28,8 @@
       'cflags_cc!': ['-fno-exceptions', '-fno-rtti', '-std=gnu++17'],
       'cflags': ['-fexceptions'],
       'cflags_cc': [
-        '-std=c++17',
+        # C++20 where the LibTorch headers require it (2.14+), else C++17.
+        '-std=<!(node scripts/find-libtorch.cjs --std)',
         '-fexceptions',
         '-frtti',
         # LibTorch 2.13's headers use C++20 bit-field initialisers, which GCC/Clang accept in C++17 mode
@@ -39,8 +40,12 @@
       ],
       'library_dirs': ['<!(node scripts/find-libtorch.cjs --lib)'],
       'ldflags': [
-        # Find LibTorch's shared libraries at run time without LD_LIBRARY_PATH.
-        '-Wl,-rpath,<!(node scripts/find-libtorch.cjs --lib)',
+        # Find LibTorch's shared libraries at run time without LD_LIBRARY_PATH: the torch lib folder
+        # and, for a CUDA wheel, the nvidia-* lib folders. DT_RPATH (not RUNPATH): it also serves the
+        # dependencies of libtorch_cuda, which has no run path of its own.
+        '-Wl,--disable-new-dtags',
+        '-Wl,-rpath,<!(node scripts/find-libtorch.cjs --rpath)',
+        '-Wl,-rpath-link,<!(node scripts/find-libtorch.cjs --rpath)',
       ],
       'libraries': [
         # Keep every torch library NEEDED even if no symbol is used directly (libtorch_cuda registers

@@ -7,6 +7,7 @@ export {
   createRandomModel,
   Model,
   type LoadOptions,
+  type Device,
   type ModelConfig,
   type Dtype,
   type TokenBatch,

@@ -43,9 +43,12 @@ export interface PruneResult {
 export type Dtype = 'float32' | 'float16' | 'bfloat16';
 const DTYPES: readonly Dtype[] = ['float32', 'float16', 'bfloat16'];
 
+/** 'cpu', 'cuda' (the first GPU) or 'cuda:N'. */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+
 export interface LoadOptions {
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
-  device?: string;
+  device?: Device;
   /** Default: float32 on CPU; on CUDA the checkpoint's own dtype (config.json), else float32. */
   dtype?: Dtype;
 }
@@ -123,11 +126,11 @@ function checkOptionsObject(where: string, options: unknown): asserts options is
   }
 }
 
-export function validateDevice(device: unknown): string {
+export function validateDevice(device: unknown): Device {
   if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d{1,3})$/.test(device)) {
     throw new ExciseError('ERR_INVALID_DEVICE', `device: expected 'cpu', 'cuda' or 'cuda:N', received ${JSON.stringify(device)}`);
   }
-  return device;
+  return device as Device;
 }
 
 export function validateDtype(dtype: unknown): Dtype {
@@ -178,7 +181,7 @@ export class Model {
   readonly dir: string | undefined;
   readonly config: ModelConfig;
   /** 'cpu' or 'cuda:N'. */
-  readonly device: string;
+  readonly device: Device;
   readonly dtype: Dtype;
   readonly parameterCount: number;
   private readonly handle: NativeModel;
@@ -203,7 +206,7 @@ export class Model {
     };
     this.dir = dir;
     this.tokenizerInstance = tokenizer;
-    this.device = c.device;
+    this.device = c.device as Device;
     this.dtype = c.dtype as Dtype;
     this.parameterCount = c.parameterCount;
     this.config = Object.freeze({
@@ -435,6 +438,11 @@ export class Model {
     // Creating the native trainer only checks the options; it touches the weights on the model's
     // thread, at its first step, in call order.
     return new Trainer(handle, handle.trainerCreate(trainOptions(options)), this.config.vocabSize, this.order);
+  }
+
+  /** `await using model = await loadModel(dir)` disposes the model when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
   }
 
   /**

@@ -1,5 +1,6 @@
 /**
- * The one file that touches the native addon. It loads the addon with node-gyp-build, hands it the
+ * The one file that touches the native addon. It loads the addon (a local build, else the shipped
+ * prebuilt: node-gyp-build's order, checked first by scripts/native-addon.cjs), hands it the
  * ExciseError class, and declares the raw binding's shape. Everything else imports from here.
  */
 import { createRequire } from 'node:module';
@@ -134,41 +135,65 @@ export interface NativeBinding {
   [name: string]: unknown;
 }
 
-function explainLoadFailure(err: unknown): string {
+/** scripts/native-addon.cjs: which addon loads and whether it fits its LibTorch (shared with the install script). */
+interface AddonCheck {
+  file: string | null;
+  kind: 'built' | 'prebuilt' | null;
+  record: { torchRoot: string; torchVersion: string; cuda: boolean; builtWith?: string } | null;
+  problem: string | null;
+}
+interface NativeAddonModule {
+  checkAddon(): AddonCheck;
+  commands: { setup: string; build: string };
+}
+
+function explainLoadFailure(err: unknown, commands: { setup: string; build: string }): string {
   const msg = err instanceof Error ? err.message : String(err);
   const hints: string[] = [];
-  if (/No native build was found/.test(msg)) {
-    hints.push('the addon is not built: run `npm run setup` (or `npm run build:native` when LibTorch is already installed)');
-  }
   const missingLib = /lib(torch|c10|torch_cpu|torch_cuda|c10_cuda|cudart|cublas|nvrtc)[\w.-]*\.so[\d.]*/.exec(msg);
   if (missingLib && /cannot open shared object/.test(msg)) {
     hints.push(`the LibTorch library ${missingLib[0]} was not found at run time: the addon was built against a LibTorch ` +
-      'that has moved or been removed; rebuild with `npm run build:native`');
+      `that has moved or been removed; rebuild: \`${commands.build}\``);
   }
   if (/undefined symbol/.test(msg)) {
     hints.push('a symbol is missing: the addon was built against a different LibTorch (version, CUDA or C++ ABI) than ' +
-      'the one loaded now, or two LibTorch installs are mixed; rebuild with `npm run build:native` against one install');
+      `the one loaded now, or two LibTorch installs are mixed; rebuild against one install: \`${commands.build}\``);
   }
   if (/NODE_MODULE_VERSION|was compiled against a different Node\.js/.test(msg)) {
-    hints.push('the addon was built for another Node.js version: rebuild with `npm run build:native`');
+    hints.push(`the addon was built for another Node.js version: rebuild: \`${commands.build}\``);
   }
-  if (hints.length === 0) hints.push('rebuild with `npm run build:native`; see README, "Setup"');
+  if (hints.length === 0) hints.push(`rebuild: \`${commands.build}\` (\`excise doctor\` shows what the build uses); see README, "Install"`);
   return `could not load the excise native addon: ${msg.split('\n')[0]}\n  ${hints.join('\n  ')}`;
 }
 
 let cached: NativeBinding | undefined;
 
-/** Loads the addon once; throws ExciseError(ERR_NATIVE_LOAD) with a fix when it cannot. */
+/**
+ * Loads the addon once; throws ExciseError(ERR_NATIVE_LOAD) with the command that fixes it when it
+ * cannot. Before loading, checks that the LibTorch the addon was made for is still there and unchanged
+ * (moved, upgraded, switched to CUDA): loading a mismatched LibTorch fails obscurely or crashes.
+ * EXCISE_ADDON=/path/to/excise.node loads that file instead, unchecked (scripts/test-libtorch.sh).
+ */
 export function native(): NativeBinding {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
+  let commands = { setup: 'npx excise setup', build: 'npx excise build' };
   let binding: NativeBinding;
   try {
     if (!existsSync(join(packageRoot, 'package.json'))) throw new Error(`package root not found at ${packageRoot}`);
-    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
-    binding = load(packageRoot);
+    const override = process.env.EXCISE_ADDON;
+    if (override) {
+      binding = require(override) as NativeBinding;
+    } else {
+      const addon = require(join(packageRoot, 'scripts', 'native-addon.cjs')) as NativeAddonModule;
+      commands = addon.commands;
+      const check = addon.checkAddon();
+      if (check.problem || !check.file) throw new ExciseError('ERR_NATIVE_LOAD', `excise native addon: ${check.problem ?? 'not built'}`);
+      binding = require(check.file) as NativeBinding;
+    }
   } catch (err) {
-    throw new ExciseError('ERR_NATIVE_LOAD', explainLoadFailure(err), { cause: err });
+    if (err instanceof ExciseError) throw err;
+    throw new ExciseError('ERR_NATIVE_LOAD', explainLoadFailure(err, commands), { cause: err });
   }
   binding.setErrorClass(ExciseError);
   // process.exit() runs C exit() right after this event: stop the model threads first, so no job

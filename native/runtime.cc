@@ -3,11 +3,22 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+
 #include <cctype>
 
 #include "errors.h"
 
 namespace excise {
+
+bool IsCudaBuild() {
+  // at::hasCUDA() also needs a visible device. A CUDA LibTorch's libtorch_cuda is always loaded with
+  // the addon (linked with --no-as-needed, or needed by libtorch itself), a CPU one has none.
+  void* handle = dlopen("libtorch_cuda.so", RTLD_LAZY | RTLD_NOLOAD);
+  if (handle == nullptr) return false;
+  dlclose(handle);
+  return true;
+}
 
 at::Device ParseDevice(const std::string& name) {
   if (name == "cpu") return at::Device(at::kCPU);
@@ -28,9 +39,14 @@ at::Device ParseDevice(const std::string& name) {
     throw Error(code::kInvalidDevice, "device: expected 'cpu', 'cuda' or 'cuda:N', received '" + name + "'");
   }
   if (!torch::cuda::is_available()) {
+    if (IsCudaBuild()) {
+      throw Error(code::kDeviceUnavailable,
+                  "device '" + name + "': this is a CUDA build of LibTorch " + TORCH_VERSION +
+                      ", but no GPU is visible (no NVIDIA driver, no device, or CUDA_VISIBLE_DEVICES hides them)");
+    }
     throw Error(code::kDeviceUnavailable,
-                "device '" + name + "': CUDA is not available to this LibTorch build (" + TORCH_VERSION +
-                    "); build excise against a CUDA LibTorch (see README, 'Using a CUDA LibTorch')");
+                "device '" + name + "': excise runs on a CPU-only build of LibTorch " + TORCH_VERSION +
+                    "; rebuild it against a CUDA LibTorch: `npx excise setup --cuda` (see README, 'Using a CUDA LibTorch')");
   }
   const int count = static_cast<int>(torch::cuda::device_count());
   if (index >= count) {
@@ -62,7 +78,7 @@ RuntimeInfo GetRuntimeInfo() {
   info.torchVersion = TORCH_VERSION;
   info.cudaAvailable = torch::cuda::is_available();
   info.cudaDeviceCount = info.cudaAvailable ? static_cast<int>(torch::cuda::device_count()) : 0;
-  info.cudaBuild = at::hasCUDA() || info.cudaAvailable;
+  info.cudaBuild = IsCudaBuild() || info.cudaAvailable;
 #if defined(_GLIBCXX_USE_CXX11_ABI)
   info.cxxAbi = _GLIBCXX_USE_CXX11_ABI ? "cxx11" : "pre-cxx11";
 #endif

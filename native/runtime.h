@@ -13,6 +13,9 @@ at::Device ParseDevice(const std::string& name);
 at::ScalarType ParseDtype(const std::string& name);
 std::string DtypeToString(at::ScalarType t);
 
+// Whether this LibTorch is a CUDA build (true even when no GPU is visible).
+bool IsCudaBuild();
+
 struct RuntimeInfo {
   std::string torchVersion;
   bool cudaAvailable = false;

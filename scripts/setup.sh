@@ -2,7 +2,7 @@
 # Sets up excise on a fresh machine (`npm run setup`, or `bash scripts/setup.sh`). Safe to rerun.
 #   1. LibTorch: an existing one if scripts/find-libtorch.cjs finds it (LIBTORCH, Torch_DIR,
 #      CMAKE_PREFIX_PATH, EXCISE_PYTHON, ./.venv, python3's torch); otherwise a CPU PyTorch
-#      (EXCISE_TORCH_VERSION, default 2.13.0+cpu) installed into ./.venv.
+#      (EXCISE_TORCH_VERSION, default 2.13.0+cpu: the version of prebuilds/) installed into ./.venv.
 #   2. npm dependencies (npm ci --ignore-scripts).
 #   3. npm run build: the native addon (cmake-js, CMakeLists.txt) and the TypeScript.
 #   4. Checks that build/Release/excise.node loads, and that its torch libraries all come from one folder.
@@ -55,7 +55,7 @@ CXX_BIN=""
 for c in ${CXX:-} c++ g++ clang++; do
   if have "$c"; then CXX_BIN=$c; break; fi
 done
-[ -n "$CXX_BIN" ] || die "no C++ compiler found (needs C++17): apt-get install g++ (or set CXX)"
+[ -n "$CXX_BIN" ] || die "no C++ compiler found (needs C++17, and C++20 for LibTorch 2.14+: g++ 10+): apt-get install g++ (or set CXX)"
 have make || have ninja || die "neither make nor ninja is installed: apt-get install make (or build-essential)"
 have readelf || die "readelf is not installed (used to check the built addon): apt-get install binutils"
 have ldd || die "ldd is not installed (used to check the built addon): apt-get install libc-bin"
@@ -114,9 +114,10 @@ step_done npm
 # Build against exactly the LibTorch found above: CMake's own find_package(Torch) also searches the
 # system prefixes (e.g. Debian's libtorch-dev in /usr), which the locator does not.
 TORCH_CMAKE_DIR="$TORCH_ROOT/share/cmake/Torch"
-if [ -f build/CMakeCache.txt ]; then
-  cached=$(sed -n 's/^Torch_DIR:[A-Z]*=//p' build/CMakeCache.txt)
-  if [ -n "$cached" ] && [ "$(cd "$cached" 2>/dev/null && pwd -P)" != "$(cd "$TORCH_CMAKE_DIR" && pwd -P)" ]; then
+# build/Release/excise.json records the LibTorch of the last build (CMakeLists.txt writes it).
+if [ -f build/CMakeCache.txt ] && [ -f build/Release/excise.json ]; then
+  cached=$(node -p "require('./build/Release/excise.json').torchRoot" 2>/dev/null || true)
+  if [ -n "$cached" ] && [ "$(cd "$cached" 2>/dev/null && pwd -P)" != "$(cd "$TORCH_ROOT" && pwd -P)" ]; then
     log "build/ was configured with another LibTorch ($cached); reconfiguring"
     rm -f build/CMakeCache.txt
   fi

@@ -1,10 +1,11 @@
 // `import { loadModel } from 'excise'` works from another project (ESM, with type declarations).
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { goldenDir } from './helpers/golden.js';
+import { loadModel, runtimeInfo } from '../lib/index.js';
 
 const root = resolve(__dirname, '..');
 
@@ -34,4 +35,18 @@ describe('package', () => {
       rmSync(project, { recursive: true, force: true });
     }
   });
+
+  it('runtimeInfo() says whether LibTorch is a CUDA build; the device error tells a CPU-only build apart', async () => {
+    const info = runtimeInfo();
+    expect(typeof info.cudaBuild).toBe('boolean');
+    // The build records what it was built against (build/Release/excise.json, or the prebuilt's record).
+    const record = JSON.parse(readFileSync(join(root, 'build', 'Release', 'excise.json'), 'utf8')) as { cuda: boolean; torchVersion: string };
+    expect(info.cudaBuild).toBe(record.cuda);
+    expect(info.torchVersion).toBe(record.torchVersion.split('+')[0]);
+    if (info.cudaAvailable) return;
+    const err = await loadModel(join(goldenDir, 'gpt2'), { device: 'cuda' }).then(() => null, (e: unknown) => e as Error & { code: string });
+    expect(err?.code).toBe('ERR_DEVICE_UNAVAILABLE');
+    expect(err?.message).toMatch(info.cudaBuild ? /CUDA build of LibTorch .* but no GPU is visible/ : /CPU-only build of LibTorch .*npx excise setup --cuda/);
+  });
 });
+

@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ExciseError } from '../errors.js';
-import { validateDevice, validateDtype, type Dtype } from '../model.js';
+import { validateDevice, validateDtype, type Device, type Dtype } from '../model.js';
 
 /** A mistake in the command line: reported as `excise: <message>`, exit code 2. */
 export class UsageError extends Error {
@@ -87,7 +87,7 @@ export function parseCount(name: string, text: string, { allowZero = false, suff
   return v;
 }
 
-export function parseDevice(text: string | undefined): string | undefined {
+export function parseDevice(text: string | undefined): Device | undefined {
   if (text === undefined) return undefined;
   try {
     return validateDevice(text);
@@ -108,7 +108,7 @@ export function parseDtype(text: string | undefined, flagName = '--dtype'): Dtyp
 }
 
 /** The common --device / --dtype pair as loadModel options. */
-export function loadOptions(values: ParsedValues): { device?: string; dtype?: Dtype } {
+export function loadOptions(values: ParsedValues): { device?: Device; dtype?: Dtype } {
   const device = parseDevice(str(values, 'device'));
   const dtype = parseDtype(str(values, 'dtype'));
   return { ...(device ? { device } : {}), ...(dtype ? { dtype } : {}) };

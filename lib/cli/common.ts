@@ -7,7 +7,7 @@ import { delimiter, dirname, isAbsolute, join, relative, resolve, sep } from 'no
 import { ExciseError } from '../errors.js';
 import type { Dataset } from '../data/datasets.js';
 import { datasetError, datasetSummaryLine, loadDatasetWith, type SetDataOptions } from './data.js';
-import { loadModel, type Dtype, type Model } from '../model.js';
+import { loadModel, type Device, type Dtype, type Model } from '../model.js';
 import { Progress } from './progress.js';
 
 /** A subcommand: parses its own arguments and returns the exit code. */
@@ -82,7 +82,7 @@ export function reportDatasets(io: CliIO, datasets: Array<[label: string, ds: Da
 
 /** Loads a model for text datasets: it must have a tokenizer.json. */
 export async function loadTextModel(dir: string, options: { device?: string; dtype?: Dtype }): Promise<Model> {
-  const model = await loadModel(dir, options);
+  const model = await loadModel(dir, options as { device?: Device; dtype?: Dtype }); // device checked by parseDevice
   if (!model.hasTokenizer) {
     await model.dispose();
     throw new ExciseError('ERR_TOKENIZER_MISSING', `${model.dir}: no tokenizer.json, so the datasets' texts cannot be tokenized`);

@@ -7,16 +7,19 @@
 import { readFileSync } from 'node:fs';
 import { ExciseError } from '../errors.js';
 import { UsageError, wantsHelp } from './args.js';
+import { buildCommand } from './build.js';
 import { collectCommand } from './collect.js';
 import { demoCommand } from './demo.js';
+import { doctorCommand } from './doctor.js';
 import { processIO, type CliIO, type Command } from './common.js';
 import { cliWording } from './data.js';
 import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
 import { mergeCommand } from './merge.js';
 import { pruneCommand } from './prune.js';
+import { setupCommand } from './setup.js';
 
-const COMMANDS: Command[] = [pruneCommand, demoCommand, evalCommand, collectCommand, mergeCommand, infoCommand];
+const COMMANDS: Command[] = [pruneCommand, demoCommand, evalCommand, collectCommand, mergeCommand, infoCommand, setupCommand, buildCommand, doctorCommand];
 
 function version(): string {
   // lib/cli/main.ts and dist/cli/main.js both sit two folders below package.json.

@@ -18,7 +18,7 @@ import { ActivationStats } from '../method/stats.js';
 import type { EvalResult } from '../method/evaluate.js';
 import { writeFileAtomic } from '../report/index.js';
 import { percent } from '../report/table.js';
-import { flag, parseCount, parseDtype, parseFraction, str, UsageError, type ParsedValues } from './args.js';
+import { flag, parseCount, parseDevice, parseDtype, parseFraction, str, UsageError, type ParsedValues } from './args.js';
 import { checkMaxLength, checkWritable, loadTextModel, openDataset, removeCreated, reportDatasets, type CliIO } from './common.js';
 import { longDocsOption, parseDataFlags, tokensLine } from './data.js';
 
@@ -62,7 +62,7 @@ export async function pruneFromStats(values: ParsedValues, io: CliIO): Promise<n
   const evalTokens = parseCount('eval-tokens', str(values, 'eval-tokens') ?? '100000', { suffixes: true });
   const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
   const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
-  const device = str(values, 'device');
+  const device = parseDevice(str(values, 'device'));
   const dtype = parseDtype(str(values, 'dtype'));
   const saveDtypeFlag = parseDtype(str(values, 'save-dtype'), '--save-dtype');
   const evalSpecs: Record<string, string> = {};
