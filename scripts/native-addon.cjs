@@ -12,6 +12,7 @@
 //   prebuilds/linux-x64/excise.json     what it was built against
 //   build/torch-lib             a link to the located LibTorch's lib folder, made when the prebuilt is chosen
 'use strict';
+const { nativeSourcesHash } = require('./native-sources.cjs');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -124,6 +125,8 @@ function prebuiltFits(desc) {
   // A CUDA wheel's libtorch_cuda needs the nvidia-* folders on the addon's own run path: compile.
   if (!!record.cuda !== desc.cuda) return { fits: false, why: `the prebuilt addon is for a ${flavour(record.cuda)} LibTorch, the located one is a ${flavour(desc.cuda)} build` };
   if (record.cxxAbi !== desc.cxxAbi) return { fits: false, why: `the prebuilt addon uses the ${record.cxxAbi} C++ ABI, the located LibTorch ${desc.cxxAbi}` };
+  // Compiled from other sources than the ones shipped (a packaging mistake): compile instead.
+  if (record.nativeSources !== nativeSourcesHash()) return { fits: false, why: 'the prebuilt addon was compiled from other native sources than this package holds' };
   return { fits: true, record };
 }
 
