@@ -1,6 +1,5 @@
 #include "model_loader.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -180,27 +179,16 @@ std::unique_ptr<Decoder> MakeDecoder(DecoderConfig cfg, const LoadOptions& opts)
   return std::make_unique<Decoder>(std::move(cfg), device, dtype);
 }
 
-// The weight files must be regular files: a FIFO would block the open, a device read without end.
-// Checked by name before the safetensors reader opens anything (stat itself never blocks).
+// The shard index is read whole: cap its size first (stat never blocks).
 void CheckWeightFiles(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return;  // the reader reports it
-  std::vector<std::string> names;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    const bool weights = name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0;
-    if (weights || name == "model.safetensors.index.json") names.push_back(name);
-  }
-  ::closedir(d);
-  for (const std::string& name : names) {
-    const std::string path = dir + "/" + name;
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) continue;  // dangling link: the reader says it is missing
-    if (!S_ISREG(st.st_mode)) throw Error(code::kSafetensorsInvalid, path + ": not a regular file");
-    if (name == "model.safetensors.index.json" && static_cast<uint64_t>(st.st_size) > kMaxIndexBytes) {
-      throw Error(code::kSafetensorsInvalid, path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
-                                                 std::to_string(kMaxIndexBytes) + " a shard index may have");
-    }
+  // The safetensors reader refuses anything but regular files (ERR_IO, without opening a FIFO) for
+  // the weights and the index; here only the index's size is capped before it is read whole.
+  const std::string index = dir + "/model.safetensors.index.json";
+  struct stat st;
+  if (::stat(index.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  if (static_cast<uint64_t>(st.st_size) > kMaxIndexBytes) {
+    throw Error(code::kSafetensorsInvalid, index + ": " + std::to_string(st.st_size) + " bytes, more than the " +
+                                               std::to_string(kMaxIndexBytes) + " a shard index may have");
   }
 }
 
