@@ -74,19 +74,30 @@ function flatten(rows: readonly (readonly number[])[], maskRows: readonly (reado
   const seq = rows[0].length;
   if (seq < 2) throw invalidArgument('trainer.step(inputIds)', 'rows of at least 2 tokens', rows[0]);
   const data = new Int32Array(rows.length * seq);
-  rows.forEach((r, i) => {
+  // Plain index loops, not forEach: forEach skips the holes of a sparse array ([ , 1, 2]).
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
     if (!Array.isArray(r) || r.length !== seq) throw new ExciseError('ERR_INVALID_ARGUMENT', `trainer.step: rows must have equal lengths (row 0 has ${seq}, row ${i} has ${r?.length})`);
-    r.forEach((id, t) => {
-      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ExciseError('ERR_TOKEN_OUT_OF_RANGE', `trainer.step: token ${id} at [${i}, ${t}] is outside the vocabulary [0, ${vocab})`);
+    for (let t = 0; t < seq; t++) {
+      const id = r[t];
+      if (!Number.isInteger(id)) throw invalidArgument(`trainer.step(inputIds)[${i}][${t}]`, 'an integer token id', id);
+      if (id < 0 || id >= vocab) throw new ExciseError('ERR_TOKEN_OUT_OF_RANGE', `trainer.step: token ${id} at [${i}, ${t}] is outside the vocabulary [0, ${vocab})`);
       data[i * seq + t] = id;
-    });
-  });
+    }
+  }
   let mask: Int32Array | null = null;
   if (maskRows !== undefined) {
     if (!Array.isArray(maskRows) || maskRows.length !== rows.length || maskRows.some((m) => !Array.isArray(m) || m.length !== seq)) {
       throw new ExciseError('ERR_INVALID_ARGUMENT', 'trainer.step: attentionMask must have the shape of inputIds');
     }
-    mask = Int32Array.from(maskRows.flat());
+    mask = new Int32Array(rows.length * seq);
+    for (let i = 0; i < rows.length; i++) {
+      for (let t = 0; t < seq; t++) {
+        const m = maskRows[i][t];
+        if (m !== 0 && m !== 1) throw invalidArgument(`trainer.step: attentionMask[${i}][${t}]`, '0 or 1', m);
+        mask[i * seq + t] = m;
+      }
+    }
   }
   return { data, batch: rows.length, seq, mask };
 }

@@ -235,6 +235,11 @@ describe('bad calls that used to be uncoded or silent', () => {
     await expectError(model.evaluate([[1, 2, 3]], { onProgress: 'x' as never }), 'ERR_INVALID_ARGUMENT', 'onProgress');
   });
 
+  it('a signal that is not an AbortSignal', async () => {
+    await expectError(model.collect([[1, 2, 3]], { signal: { aborted: false } as never }), 'ERR_INVALID_ARGUMENT', 'signal');
+    await expectError(model.evaluate([[1, 2, 3]], { signal: true as never }), 'ERR_INVALID_ARGUMENT', 'signal');
+  });
+
   it('save into a folder that cannot be made', async () => {
     await expectError(model.save('/proc/excise-cannot-write-here/x'), 'ERR_IO', '/proc/excise-cannot-write-here');
   });

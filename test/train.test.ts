@@ -77,6 +77,12 @@ describe('Trainer', () => {
     const t = model.trainer();
     await expect(t.step([[1]])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     await expect(t.step([[1, 99]])).rejects.toMatchObject({ code: 'ERR_TOKEN_OUT_OF_RANGE' });
+    // A hole is not token 0, and a mask holds only 0 and 1 (holes included).
+    // eslint-disable-next-line no-sparse-arrays
+    await expect(t.step([[, 1, 2] as number[]])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('[0][0]') });
+    // eslint-disable-next-line no-sparse-arrays
+    await expect(t.step([[1, 2, 3]], { attentionMask: [[1, , 1] as number[]] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('attentionMask[0][1]') });
+    await expect(t.step([[1, 2, 3]], { attentionMask: [[1, 2, 1]] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     await t.close();
     await expect(t.step([[1, 2]])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     await model.dispose();

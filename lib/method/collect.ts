@@ -55,6 +55,7 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   }
   const onProgress = options.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgument('collect: onProgress', 'a function', onProgress);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgument('collect: signal', 'an AbortSignal', options.signal);
   const maxTokens = positiveInt('collect: maxTokens', options.maxTokens ?? Infinity, true);
   const batchSize = positiveInt('collect: batchSize', options.batchSize ?? 8);
   const maxLength = positiveInt('collect: maxLength', options.maxLength ?? Math.min(config.maxPositions, 1024));

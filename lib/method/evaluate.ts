@@ -81,6 +81,7 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('evaluate: onProgress', 'a function', options.onProgress);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgument('evaluate: signal', 'an AbortSignal', options.signal);
   const source = asDocumentSource(sourceOrDataset);
   checkSource(source, 'evaluate(source)');
   const { config } = target;
