@@ -130,14 +130,14 @@ export async function saveModelFolder(src: SaveSource, dir: string, options: Sav
   }
   const dtype = options.dtype ?? src.dtype;
   if (options.overwrite !== undefined && typeof options.overwrite !== 'boolean') throw invalidArgument('save: overwrite', 'true or false', options.overwrite);
+  if (options.metadata !== undefined && (options.metadata === null || typeof options.metadata !== 'object' || Array.isArray(options.metadata))) {
+    throw invalidArgument('save: metadata', 'an object', options.metadata);
+  }
   let exciseJson: string;
   try {
     exciseJson = JSON.stringify({ ...src.excise, ...(options.metadata ?? {}) }, null, 2) + '\n';
   } catch (err) {
     throw new ExciseError('ERR_INVALID_ARGUMENT', `save: metadata must be plain JSON data (${(err as Error).message})`);
-  }
-  if (options.metadata !== undefined && (options.metadata === null || typeof options.metadata !== 'object' || Array.isArray(options.metadata))) {
-    throw invalidArgument('save: metadata', 'an object', options.metadata);
   }
   const target = realOrResolved(dir);
   if (src.sourceDir) {

@@ -152,13 +152,20 @@ class GenerateJob : public Job {
 
 class DisposeJob : public Job {
  public:
-  DisposeJob(Napi::Env env, std::shared_ptr<Decoder> d) : Job(env), d_(std::move(d)) {}
-  // Dropping the last reference on the model thread frees the weights after any queued work.
-  void Execute() override { d_.reset(); }
+  DisposeJob(Napi::Env env, std::shared_ptr<Decoder> d, std::vector<std::shared_ptr<Trainer>> trainers)
+      : Job(env), d_(std::move(d)), trainers_(std::move(trainers)) {}
+  // Closing the model's trainers and dropping the last reference, on the model thread, frees the
+  // weights (and any optimizer state) after every queued job.
+  void Execute() override {
+    for (auto& t : trainers_) t->Close();
+    trainers_.clear();
+    d_.reset();
+  }
   Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
 
  private:
   std::shared_ptr<Decoder> d_;
+  std::vector<std::shared_ptr<Trainer>> trainers_;
 };
 
 // Loading runs on Node's thread pool: there is no model (and no queue) yet.
@@ -230,6 +237,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   }
   auto* d = info[0].As<Napi::External<std::shared_ptr<Decoder>>>().Data();
   decoder_ = *d;
+  identity_ = decoder_.get();
   prune_ = std::make_shared<PruneState>(decoder_->config());
   queue_ = std::make_unique<JobQueue>(info.Env());
 }
@@ -341,13 +349,22 @@ Napi::Value ModelWrap::TensorNames(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!decoder_) {
-    auto deferred = Napi::Promise::Deferred::New(env);
-    deferred.Resolve(env.Undefined());
-    return deferred.Promise();
-  }
-  std::shared_ptr<Decoder> d = std::move(decoder_);  // later calls fail with ERR_MODEL_DISPOSED
-  return Queue(env, std::make_unique<DisposeJob>(env, std::move(d)));
+  return Guard(env, [&]() -> Napi::Value {
+    if (!decoder_) {
+      auto deferred = Napi::Promise::Deferred::New(env);
+      deferred.Resolve(env.Undefined());
+      return deferred.Promise();
+    }
+    std::vector<std::shared_ptr<Trainer>> trainers;
+    for (auto& w : trainers_) {
+      if (auto t = w.lock()) trainers.push_back(std::move(t));
+    }
+    auto job = std::make_unique<DisposeJob>(env, decoder_, std::move(trainers));
+    Napi::Promise p = Queue(env, std::move(job));  // may throw (the process is exiting): then nothing changed
+    decoder_.reset();  // later calls fail with ERR_MODEL_DISPOSED
+    trainers_.clear();
+    return p;
+  });
 }
 
 Napi::Object ModelWrap::Wrap(Napi::Env env, std::shared_ptr<Decoder> decoder) {

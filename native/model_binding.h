@@ -6,6 +6,7 @@
 
 #include "decoder.h"
 #include "prune.h"
+#include "train.h"
 #include "worker.h"
 
 namespace excise {
@@ -48,6 +49,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value TrainerClose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Decoder> decoder_;
+  // The decoder's address, kept after dispose: handles (sessions, trainers) are checked against it.
+  const Decoder* identity_ = nullptr;
+  // Trainers made on this model: dispose() closes them, so none keeps the weights alive.
+  std::vector<std::weak_ptr<Trainer>> trainers_;
   std::shared_ptr<PruneState> prune_;
   std::unique_ptr<JobQueue> queue_;
 };

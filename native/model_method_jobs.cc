@@ -21,9 +21,11 @@ namespace {
 
 using StatsHandle = std::shared_ptr<StatsAccumulator>;
 
-StatsHandle& SessionArg(const Napi::Value& v) {
+// A session begun on this model (owner: the model's identity).
+StatsHandle& SessionArg(const Napi::Value& v, const void* owner) {
   StatsHandle& h = HandleArg<StatsAccumulator>(v, tags::kStatsSession, "a statistics session");
   if (!h) throw Error(code::kInvalidArgument, "this statistics session has already been exported");
+  if (h->owner != owner) throw Error(code::kInvalidArgument, "this statistics session belongs to another model");
   return h;
 }
 
@@ -319,9 +321,11 @@ class EvalJob : public Job {
 
 using TrainerHandle = std::shared_ptr<Trainer>;
 
-TrainerHandle& TrainerArg(const Napi::Value& v) {
+// A trainer made on this model (owner: the model's identity).
+TrainerHandle& TrainerArg(const Napi::Value& v, const void* owner) {
   TrainerHandle& h = HandleArg<Trainer>(v, tags::kTrainer, "a trainer");
   if (!h) throw Error(code::kInvalidArgument, "this trainer is closed");
+  if (h->owner() != owner) throw Error(code::kInvalidArgument, "this trainer belongs to another model");
   return h;
 }
 
@@ -379,7 +383,9 @@ Napi::Value ModelWrap::TrainerCreate(const Napi::CallbackInfo& info) {
     t.gradClip = o.Get("gradClip").As<Napi::Number>().DoubleValue();
     // Only the options are checked here: flagging the weights and allocating the optimizer state
     // happen on the model thread, at the first step (weights change only through the queue).
-    return NewHandle(env, std::make_shared<Trainer>(d, t), tags::kTrainer);
+    auto trainer = std::make_shared<Trainer>(d, t);
+    trainers_.push_back(trainer);
+    return NewHandle(env, std::move(trainer), tags::kTrainer);
   });
 }
 
@@ -388,7 +394,7 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     std::shared_ptr<Decoder> d = decoder();
-    TrainerHandle t = TrainerArg(info[0]);
+    TrainerHandle t = TrainerArg(info[0], identity_);
     const int64_t batch = info[2].As<Napi::Number>().Int64Value();
     const int64_t seq = info[3].As<Napi::Number>().Int64Value();
     at::Tensor ids = TokenIdsArg(info[1], batch, seq, d->config().vocabSize);
@@ -400,8 +406,8 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::TrainerClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    decoder();
-    TrainerHandle& h = TrainerArg(info[0]);
+    // No decoder() check: closing a trainer after dispose() (which closed it already) still settles.
+    TrainerHandle& h = TrainerArg(info[0], identity_);
     Napi::Promise p = Queue(env, std::make_unique<TrainerCloseJob>(env, h));
     h.reset();
     return p;
@@ -438,7 +444,9 @@ Napi::Value ModelWrap::StatsBegin(const Napi::CallbackInfo& info) {
       if (!ParseHookName(name, d->config().nLayers, &p)) throw Error(code::kInvalidArgument, "hooks: unknown hook point \"" + name + "\"");
       points.push_back(p);
     }
-    return NewHandle(env, std::make_shared<StatsAccumulator>(std::move(points), d->config().nLayers), tags::kStatsSession);
+    auto session = std::make_shared<StatsAccumulator>(std::move(points), d->config().nLayers);
+    session->owner = identity_;
+    return NewHandle(env, std::move(session), tags::kStatsSession);
   });
 }
 
@@ -447,7 +455,7 @@ Napi::Value ModelWrap::CollectBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     std::shared_ptr<Decoder> d = decoder();
-    StatsHandle stats = SessionArg(info[0]);
+    StatsHandle stats = SessionArg(info[0], identity_);
     const int64_t batch = info[2].As<Napi::Number>().Int64Value();
     const int64_t seq = info[3].As<Napi::Number>().Int64Value();
     at::Tensor ids = TokenIdsArg(info[1], batch, seq, d->config().vocabSize);
@@ -460,7 +468,7 @@ Napi::Value ModelWrap::StatsExport(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     decoder();
-    StatsHandle& session = SessionArg(info[0]);
+    StatsHandle& session = SessionArg(info[0], identity_);
     Napi::Promise p = Queue(env, std::make_unique<StatsExportJob>(env, session));
     // The job holds the accumulator until it is exported; the session lets go now, so the device
     // memory is freed as soon as the export finishes rather than whenever JS collects the handle.

@@ -27,6 +27,9 @@ class StatsAccumulator {
   }
 
   const std::vector<HookPoint>& points() const { return points_; }
+  // The model this session was begun on (identity only, never dereferenced): its hook points and
+  // widths are that model's.
+  const void* owner = nullptr;
   const std::vector<NeuronSums>& sums() const { return sums_; }
   // Real (non-padding) tokens seen; the collect job adds each batch's count, taken from its mask.
   int64_t tokens = 0;

@@ -9,7 +9,7 @@
 
 namespace excise {
 
-Trainer::Trainer(std::shared_ptr<Decoder> d, TrainOptions o) : d_(std::move(d)), o_(o) {
+Trainer::Trainer(std::shared_ptr<Decoder> d, TrainOptions o) : owner_(d.get()), d_(std::move(d)), o_(o) {
   if (!(o_.lr > 0) || o_.totalSteps < 1 || o_.warmupSteps < 0) {
     throw Error(code::kInvalidArgument, "train: lr must be > 0, totalSteps >= 1, warmupSteps >= 0");
   }
@@ -40,6 +40,7 @@ void Trainer::Close() {
   params_.clear();
   m_.clear();
   v_.clear();
+  d_.reset();  // a closed trainer keeps no weights alive
 }
 
 double Trainer::LearningRate(int64_t step) const {

@@ -42,8 +42,11 @@ class Trainer {
   double LearningRate(int64_t step) const;  // the schedule, 1-based step
   // Ends training: the weights stop requiring gradients and the optimizer state is freed.
   void Close();
+  // The model this trainer was made for (identity only, never dereferenced).
+  const Decoder* owner() const { return owner_; }
 
  private:
+  const Decoder* owner_;
   // Flags the weights for gradients and allocates the optimizer state (model thread).
   void Start();
   bool started_ = false;

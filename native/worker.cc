@@ -44,17 +44,16 @@ std::deque<std::unique_ptr<Job>> JobQueue::StopThread() {
 }
 
 JobQueue::JobQueue(Napi::Env env) : env_(env) {
-  {
-    std::lock_guard<std::mutex> lock(gQueuesMutex);
-    static const bool registered = std::atexit(&JobQueue::StopAllAtExit) == 0;
-    (void)registered;
-    Queues().insert(this);
-  }
   tsfn_ = Tsfn::New(env, "excise-model", 0, 1, this);
   tsfn_.Unref(env);  // an idle model must not keep the process alive
   // Registered after the thread-safe function's own hook, so it runs before it (see worker.h).
   NAPI_THROW_IF_FAILED_VOID(env, napi_add_env_cleanup_hook(env, &JobQueue::OnEnvironmentCleanup, this));
   thread_ = std::thread([this] { Run(); });
+  // Registered last: a constructor that throws earlier leaves nothing behind.
+  std::lock_guard<std::mutex> lock(gQueuesMutex);
+  static const bool registered = std::atexit(&JobQueue::StopAllAtExit) == 0;
+  (void)registered;
+  Queues().insert(this);
 }
 
 JobQueue::~JobQueue() {

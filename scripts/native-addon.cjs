@@ -26,7 +26,8 @@ const paths = {
   prebuilt: path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'node.napi.node'),
   prebuiltRecord: path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'excise.json'),
   torchLink: path.join(packageRoot, 'build', 'torch-lib'),
-  log: path.join(packageRoot, 'build', 'excise-build.log'),
+  // Beside build/, not in it: `node-gyp rebuild` starts by deleting build/ (with the open log in it).
+  log: path.join(packageRoot, 'excise-build.log'),
 };
 
 /** Installed as a dependency (inside node_modules) or a clone of the repository: the fix commands differ. */
@@ -174,7 +175,7 @@ function haveCompiler() {
 
 /**
  * Compiles the addon with node-gyp (binding.gyp) against desc, all cores, printing one line per
- * compiled file; the full output goes to build/excise-build.log. Resolves true on success.
+ * compiled file; the full output goes to excise-build.log (in the package root). Resolves true on success.
  */
 function compile(desc, log, { jobs = os.availableParallelism?.() ?? os.cpus().length } = {}) {
   const gyp = nodeGyp();

@@ -25,7 +25,7 @@ function nativeOf(model: Model): NativeModel {
 }
 
 describe('exiting with several models', () => {
-  it.each(['plain', 'disposed', 'queued', 'exit'])('main thread, %s: exit code 0', (mode) => {
+  it.each(['plain', 'disposed', 'queued', 'exit', 'exit-dispose'])('main thread, %s: exit code 0', (mode) => {
     const r = runChild('exit-models.ts', mode);
     expect(r.signal, r.out).toBeNull();
     expect(r.status, r.out).toBe(0);
@@ -233,6 +233,28 @@ describe('the native boundary', () => {
     }
     await h.statsExport(session);
     await h.trainerClose(trainer);
+  });
+
+  it('refuses a session or trainer made on another model', async () => {
+    const other = await loadModel(join(goldenDir, 'llama'));
+    const h = nativeOf(model);
+    const foreignSession = nativeOf(other).statsBegin(other.hookNames());
+    const foreignTrainer = nativeOf(other).trainerCreate({ lr: 1e-3, minLrRatio: 0.1, warmupSteps: 0, totalSteps: 10, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, gradClip: 1 });
+    const ids = Int32Array.from([1, 2, 3]);
+    expect(() => h.collectBatch(foreignSession, ids, 1, 3, null)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('another model') }));
+    expect(() => h.statsExport(foreignSession)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    expect(() => h.trainStep(foreignTrainer, ids, 1, 3, null)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('another model') }));
+    expect(() => h.trainerClose(foreignTrainer)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    await other.dispose();
+  });
+
+  it('dispose() closes the model\'s trainers; closing one afterwards still settles', async () => {
+    const m = await loadModel(join(goldenDir, 'gpt2'));
+    const t = m.trainer({ lr: 1e-3, warmupSteps: 0 });
+    await t.step([[1, 2, 3, 4]]);
+    await m.dispose();
+    await expect(t.close()).resolves.toBeUndefined();
+    await expect(t.step([[1, 2, 3, 4]])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
   });
 
   it('the native model class cannot be constructed from JS', () => {

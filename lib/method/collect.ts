@@ -44,7 +44,6 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `collect: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('collect: onProgress', 'a function', options.onProgress);
   checkSource(source, 'collect(source)');
   const { config } = target;
   const hooks = options.hooks ?? target.hookNames;
