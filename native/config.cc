@@ -1,14 +1,9 @@
 #include "config.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 
 #include "errors.h"
+#include "files.h"
 
 namespace excise {
 
@@ -19,38 +14,7 @@ constexpr int64_t kMaxDimension = (int64_t{1} << 31) - 1;  // token ids and widt
 constexpr uint64_t kMaxConfigBytes = 16u << 20;
 
 Json ReadJsonFile(const std::string& path, const char* missingCode) {
-  const uint64_t maxBytes = kMaxConfigBytes;
-  // O_NONBLOCK: a FIFO without a writer under the file's name must not block the open.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) throw Error(missingCode, path + ": file not found");
-    throw Error(code::kConfigInvalid, path + ": cannot open (" + std::strerror(errno) + ")");
-  }
-  std::string text;
-  try {
-    struct stat st;
-    if (::fstat(fd, &st) != 0) throw Error(code::kConfigInvalid, path + ": cannot stat (" + std::strerror(errno) + ")");
-    // A folder, FIFO or device (/dev/zero) would fail oddly, block, or read without end.
-    if (!S_ISREG(st.st_mode)) throw Error(code::kConfigInvalid, path + ": not a regular file");
-    if (static_cast<uint64_t>(st.st_size) > maxBytes) {
-      throw Error(code::kConfigInvalid, path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
-                                            std::to_string(maxBytes) + " such a file may have");
-    }
-    text.resize(static_cast<size_t>(st.st_size));
-    size_t got = 0;
-    while (got < text.size()) {
-      const ssize_t n = ::pread(fd, text.data() + got, text.size() - got, static_cast<off_t>(got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw Error(code::kConfigInvalid, path + ": cannot read (" + std::strerror(errno) + ")");
-      if (n == 0) break;  // shrank while read
-      got += static_cast<size_t>(n);
-    }
-    text.resize(got);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
+  const std::string text = ReadRegularFile(path, kMaxConfigBytes, {missingCode, code::kConfigInvalid});
   try {
     return Json::Parse(text);
   } catch (const std::exception& e) {

@@ -13,9 +13,6 @@
 namespace excise {
 namespace {
 
-// A shard index lists tensor names and file names: megabytes for the largest models.
-constexpr uint64_t kMaxIndexBytes = 64ull << 20;
-
 std::string ShapeString(const std::vector<int64_t>& s) {
   std::ostringstream o;
   o << "[";
@@ -179,19 +176,6 @@ std::unique_ptr<Decoder> MakeDecoder(DecoderConfig cfg, const LoadOptions& opts)
   return std::make_unique<Decoder>(std::move(cfg), device, dtype);
 }
 
-// The shard index is read whole: cap its size first (stat never blocks).
-void CheckWeightFiles(const std::string& dir) {
-  // The safetensors reader refuses anything but regular files (ERR_IO, without opening a FIFO) for
-  // the weights and the index; here only the index's size is capped before it is read whole.
-  const std::string index = dir + "/model.safetensors.index.json";
-  struct stat st;
-  if (::stat(index.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
-  if (static_cast<uint64_t>(st.st_size) > kMaxIndexBytes) {
-    throw Error(code::kSafetensorsInvalid, index + ": " + std::to_string(st.st_size) + " bytes, more than the " +
-                                               std::to_string(kMaxIndexBytes) + " a shard index may have");
-  }
-}
-
 }  // namespace
 
 std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& opts) {
@@ -204,7 +188,6 @@ std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& 
   const FamilyAdapter* family = nullptr;
   DecoderConfig cfg = ReadDecoderConfig(root, configFile, &family);
 
-  CheckWeightFiles(dir);
   Checkpoint ckpt = OpenCheckpoint(dir);
   // Which base-model prefix does this checkpoint use? Decided by the token embedding.
   const WeightSpec* embedSpec = nullptr;

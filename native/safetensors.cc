@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "errors.h"
+#include "files.h"
 #include "json.h"
 
 namespace excise {
@@ -76,40 +77,10 @@ std::string ParentDir(const std::string& path) {
   return path.substr(0, slash);
 }
 
-// Opens a regular file for reading. Checked before opening (a FIFO without a writer would block
-// the open itself) and again on the descriptor (the path may have changed in between); O_NONBLOCK
-// keeps even that race from hanging.
-int OpenRegularFile(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) throw Error(code::kIo, "cannot open " + path + ": " + Errno(errno));
-  if (!S_ISREG(st.st_mode)) throw Error(code::kIo, "cannot read " + path + ": not a regular file");
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) throw Error(code::kIo, "cannot open " + path + ": " + Errno(errno));
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(code::kIo, "cannot read " + path + ": not a regular file");
-  }
-  return fd;
-}
-
-std::string ReadWholeFile(const std::string& path) {
-  int fd = OpenRegularFile(path);
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      throw Error(code::kIo, "cannot read " + path + ": " + Errno(err));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+// The weights, shards and index: a missing or unusable file is ERR_IO.
+constexpr FileCodes kReaderFiles = {code::kIo, code::kIo};
+// The shard index is read whole: far above any real one (a few MB for thousands of tensors).
+constexpr uint64_t kMaxIndexBytes = 64ull << 20;
 
 // Multiplies dims and the element size, failing on any overflow of 64 bits.
 bool ByteSize(const std::vector<int64_t>& shape, size_t elementSize, uint64_t* out) {
@@ -150,7 +121,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) 
   file->self_ = file;
   auto invalid = [&](const std::string& what) { return Error(code::kSafetensorsInvalid, "invalid safetensors file " + path + ": " + what); };
 
-  const int fd = OpenRegularFile(path);
+  const int fd = OpenRegularFile(path, kReaderFiles);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int err = errno;
@@ -393,7 +364,7 @@ Checkpoint OpenCheckpoint(const std::string& dir) {
     auto invalid = [&](const std::string& what) { return Error(code::kSafetensorsInvalid, "invalid " + indexPath + ": " + what); };
     Json index;
     try {
-      index = Json::Parse(ReadWholeFile(indexPath));
+      index = Json::Parse(ReadRegularFile(indexPath, kMaxIndexBytes, kReaderFiles));
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
