@@ -55,7 +55,7 @@ export interface LoadOptions {
 
 export interface ModelConfig {
   architecture: string;
-  /** Family adapter: gpt2, opt, gpt_neox, llama, mistral, qwen2. */
+  /** Family adapter name, e.g. llama, qwen2, gemma2 (README: "Supported architectures"). */
   family: string;
   nLayers: number;
   dModel: number;

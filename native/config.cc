@@ -110,8 +110,8 @@ RopeScaling ReadRopeScaling(const ConfigReader& r) {
     s.highFreqFactor = sr.getDouble("high_freq_factor", 4.0);
     s.originalMaxPositions = sr.getInt("original_max_position_embeddings", 8192);
   } else {
-    throw Error(code::kUnsupportedConfig, r.file() + ": rope scaling type \"" + type +
-                                              "\" is not supported (supported: default, linear, llama3)");
+    throw Error(code::kUnsupportedConfig, r.file() + ": field \"rope_scaling\" has rope type \"" + type +
+                                              "\", which is not supported (supported: default, linear, llama3)");
   }
   if (!(s.factor > 0)) r.fail("rope scaling factor must be positive");
   return s;
@@ -189,6 +189,10 @@ void ValidateConfig(const DecoderConfig& c, const std::string& file) {
   }
   if (!(c.normEps > 0) || !std::isfinite(c.normEps)) fail("norm epsilon must be positive");
   if (static_cast<int64_t>(c.slidingWindow.size()) != c.nLayers) fail("sliding window list does not match layers");
+  if (!c.localRope.empty() && static_cast<int64_t>(c.localRope.size()) != c.nLayers) fail("local RoPE list does not match layers");
+  if (c.positions == PositionKind::Rotary && !c.localRope.empty() && !(c.ropeThetaLocal > 0)) fail("rope_local_base_freq must be positive");
+  if (c.qkNorm == QkNorm::WholeProjection && c.qkvLayout != QkvLayout::Separate) fail("whole-projection q/k norms need separate q/k/v projections");
+  if (c.attnSoftcap < 0 || c.finalSoftcap < 0 || c.embedScale < 0) fail("soft-capping and embedding scales must be positive");
 }
 
 }  // namespace excise

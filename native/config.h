@@ -23,6 +23,12 @@ enum class QkvLayout {
   FusedPerHead,  // one projection whose output is per head [q_h | k_h | v_h] (GPT-NeoX query_key_value)
 };
 enum class RopeScalingKind { None, Linear, Llama3 };
+// RMSNorm of queries and keys before rotary.
+enum class QkNorm {
+  None,
+  PerHead,          // over each head's headDim (Qwen3, Gemma 3)
+  WholeProjection,  // over the whole q / k projection output, before the split into heads (OLMo 2)
+};
 
 struct RopeScaling {
   RopeScalingKind kind = RopeScalingKind::None;
@@ -64,6 +70,15 @@ struct DecoderConfig {
   bool parallelResidual = false; // NeoX: x + attn(ln1(x)) + mlp(ln2(x))
   bool finalNorm = true;
   bool tiedEmbeddings = false;
+  // Norm placement around each sublayer f (attention, MLP) in a pre-norm block:
+  //   x = x + postNorm(f(preNorm(x))), each norm present only when its flag says so.
+  bool sublayerPreNorm = true;    // ln1 / ln2 on the sublayer input (false: OLMo 2)
+  bool sublayerPostNorm = false;  // postAttnNorm / postMlpNorm on the sublayer output (Gemma 2/3, OLMo 2)
+  bool parallelSharedNorm = false;  // with parallelResidual: one norm (ln1) feeds attention and MLP (GPT-J)
+  double normWeightOffset = 0;    // RMSNorm scale is (offset + w): Gemma stores w - 1 and uses 1 + w
+  bool normWeightInFloat = false; // RMSNorm multiplies its weight in float32 before the cast back (Gemma, OLMo 2)
+  double embedScale = 0;          // token embeddings times this, rounded to the model dtype first (Gemma: sqrt(d)); 0 = none
+  double finalSoftcap = 0;        // logits = cap * tanh(logits / cap) (Gemma 2); 0 = none
   // Biases of the linear layers (read by the families whose bias presence depends on the config).
   bool qkvBias = false;
   bool oBias = false;
@@ -74,12 +89,19 @@ struct DecoderConfig {
   double attnScale = 0;               // multiplier on q.k; 0 means 1/sqrt(headDim)
   bool scaleByInverseLayerIdx = false;  // GPT-2 option: scores also divided by (layer + 1)
   std::vector<int64_t> slidingWindow;   // per layer; 0 = full causal attention
+  QkNorm qkNorm = QkNorm::None;
+  double attnSoftcap = 0;               // scores = cap * tanh(scores / cap) before the mask (Gemma 2); 0 = none
 
   // Positions.
   PositionKind positions = PositionKind::Rotary;
   int64_t rotaryDims = 0;  // per head, even, <= headDim
   double ropeTheta = 10000.0;
   RopeScaling ropeScaling;
+  bool rotaryInterleaved = false;  // GPT-J: rotate pairs (2i, 2i + 1) instead of the two halves
+  // Gemma 3: the layers marked here use RoPE base ropeThetaLocal without scaling; the others ropeTheta
+  // with ropeScaling. Empty = every layer uses ropeTheta.
+  std::vector<bool> localRope;
+  double ropeThetaLocal = 10000.0;
 
   // Token ids from the config (-1 when absent).
   int64_t bosTokenId = -1;

@@ -3,6 +3,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <limits>
 
 #include "errors.h"
 
@@ -29,7 +30,11 @@ at::Tensor Norm::operator()(const at::Tensor& x) const {
   at::Tensor h = x.to(at::kFloat);
   at::Tensor var = h.pow(2).mean({-1}, /*keepdim=*/true);
   h = h * at::rsqrt(var + eps);
+  if (weightInFloat) {  // Gemma / OLMo 2 order: scale in float32, then cast back
+    return weight.defined() ? (h * (weight.to(at::kFloat) + weightOffset)).to(x.scalar_type()) : h.to(x.scalar_type());
+  }
   h = h.to(x.scalar_type());
+  if (weightOffset != 0 && weight.defined()) return (weight + weightOffset) * h;
   return weight.defined() ? weight * h : h;
 }
 
@@ -41,13 +46,12 @@ Decoder::Decoder(DecoderConfig cfg, at::Device device, at::ScalarType dtype)
 namespace {
 
 // inv_freq [rot / 2] in float32, with optional linear / llama3 scaling (Hugging Face's formulas).
-at::Tensor RotaryInverseFrequencies(const DecoderConfig& c, at::Device device) {
+at::Tensor RotaryInverseFrequencies(const DecoderConfig& c, double theta, const RopeScaling& s, at::Device device) {
   const int64_t rot = c.rotaryDims;
   auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
   at::Tensor exponents = at::arange(0, rot, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) /
                          static_cast<double>(rot);
-  at::Tensor invFreq = at::pow(at::scalar_tensor(c.ropeTheta, opts), exponents).reciprocal();
-  const RopeScaling& s = c.ropeScaling;
+  at::Tensor invFreq = at::pow(at::scalar_tensor(theta, opts), exponents).reciprocal();
   if (s.kind == RopeScalingKind::Linear) {
     invFreq = invFreq / s.factor;
   } else if (s.kind == RopeScalingKind::Llama3) {
@@ -70,22 +74,61 @@ at::Tensor RotateHalf(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// rotate_every_two (GPT-J): pairs (x0, x1), (x2, x3), ... -> (-x1, x0), (-x3, x2), ...
+at::Tensor RotateEveryTwo(const at::Tensor& x) {
+  using namespace at::indexing;
+  at::Tensor even = x.index({Ellipsis, Slice(0, None, 2)});
+  at::Tensor odd = x.index({Ellipsis, Slice(1, None, 2)});
+  return at::stack({-odd, even}, -1).flatten(-2);
+}
+
 // x [batch, seq, heads, headDim]; cos/sin [seq, rot] -> rotary on the first rot dims of each head.
-at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved) {
   const int64_t rot = cos.size(-1);
   const int64_t hd = x.size(-1);
   at::Tensor c = cos.unsqueeze(0).unsqueeze(2);  // [1, seq, 1, rot]
   at::Tensor s = sin.unsqueeze(0).unsqueeze(2);
-  if (rot == hd) return x * c + RotateHalf(x) * s;
+  auto rotate = [&](const at::Tensor& t) { return interleaved ? RotateEveryTwo(t) : RotateHalf(t); };
+  if (rot == hd) return x * c + rotate(x) * s;
   at::Tensor xr = x.narrow(-1, 0, rot);
   at::Tensor xp = x.narrow(-1, rot, hd - rot);
-  return at::cat({xr * c + RotateHalf(xr) * s, xp}, -1);
+  return at::cat({xr * c + rotate(xr) * s, xp}, -1);
+}
+
+// Attention with scores soft-capped before the mask (Gemma 2): softmax(cap * tanh(q.k * scale / cap)),
+// in float32 as Hugging Face's eager path. q [B, H, S, hd], k/v [B, KV, Sk, hd]; mask [B|1, 1, S, Sk]
+// bool (true = attend) or undefined (then causal when isCausal).
+at::Tensor SoftcappedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& mask, bool isCausal,
+                               double scale, double cap) {
+  const int64_t H = q.size(1), KV = k.size(1);
+  if (KV != H) {
+    k = k.repeat_interleave(H / KV, 1);
+    v = v.repeat_interleave(H / KV, 1);
+  }
+  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scale;  // [B, H, S, Sk]
+  scores = at::tanh(scores / cap) * cap;
+  at::Tensor allowed = mask;
+  if (!allowed.defined() && isCausal) {
+    const int64_t S = q.size(2), Sk = k.size(2);
+    allowed = at::ones({S, Sk}, q.options().dtype(at::kBool)).tril(Sk - S);
+  }
+  if (allowed.defined()) scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  return at::matmul(probs, v);  // [B, H, S, hd]
 }
 
 }  // namespace
 
 void Decoder::finalize() {
-  if (cfg_.positions == PositionKind::Rotary) invFreq_ = RotaryInverseFrequencies(cfg_, device_);
+  if (cfg_.positions != PositionKind::Rotary) return;
+  invFreq_ = RotaryInverseFrequencies(cfg_, cfg_.ropeTheta, cfg_.ropeScaling, device_);
+  if (!cfg_.localRope.empty()) invFreqLocal_ = RotaryInverseFrequencies(cfg_, cfg_.ropeThetaLocal, RopeScaling{}, device_);
+}
+
+at::Tensor Decoder::logitsOf(const at::Tensor& hidden) const {
+  at::Tensor logits = at::linear(hidden, lmHead, lmHeadBias.defined() ? c10::optional<at::Tensor>(lmHeadBias) : c10::nullopt);
+  if (cfg_.finalSoftcap > 0) logits = at::tanh(logits / cfg_.finalSoftcap) * cfg_.finalSoftcap;
+  return logits;
 }
 
 int64_t Decoder::parameterCount() const {
@@ -119,11 +162,17 @@ at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x
   const int64_t H = cfg_.nHeads, KV = cfg_.nKvHeads, hd = cfg_.headDim;
   at::Tensor q, k, v;  // [B, S, heads, hd]
   switch (cfg_.qkvLayout) {
-    case QkvLayout::Separate:
-      q = b.q(x).view({B, S, H, hd});
-      k = b.k(x).view({B, S, KV, hd});
+    case QkvLayout::Separate: {
+      at::Tensor qAll = b.q(x), kAll = b.k(x);  // [B, S, H hd], [B, S, KV hd]
+      if (cfg_.qkNorm == QkNorm::WholeProjection) {
+        qAll = b.qNorm(qAll);
+        kAll = b.kNorm(kAll);
+      }
+      q = qAll.view({B, S, H, hd});
+      k = kAll.view({B, S, KV, hd});
       v = b.v(x).view({B, S, KV, hd});
       break;
+    }
     case QkvLayout::FusedConcat: {
       at::Tensor y = b.qkv(x);  // [B, S, (H + 2 KV) hd] = [q | k | v]
       q = y.narrow(-1, 0, H * hd).view({B, S, H, hd});
@@ -139,9 +188,13 @@ at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x
       break;
     }
   }
+  if (cfg_.qkNorm == QkNorm::PerHead) {
+    q = b.qNorm(q);
+    k = b.kNorm(k);
+  }
   if (cfg_.positions == PositionKind::Rotary) {
-    q = ApplyRotary(q, cos, sin);
-    k = ApplyRotary(k, cos, sin);
+    q = ApplyRotary(q, cos, sin, cfg_.rotaryInterleaved);
+    k = ApplyRotary(k, cos, sin, cfg_.rotaryInterleaved);
   }
   q = q.transpose(1, 2);  // [B, H, S, hd]
   k = k.transpose(1, 2);  // [B, KV, S, hd]
@@ -161,6 +214,9 @@ at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x
   c10::optional<at::Tensor> attnMask = mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;
   const bool isCausal = causalFastPath && S > 1;
   at::Tensor out;
+  if (cfg_.attnSoftcap > 0) {
+    out = SoftcappedAttention(q, k, v, mask, isCausal, scale, cfg_.attnSoftcap);
+  } else {
 #if EXCISE_SDPA_HAS_GQA
   out = at::scaled_dot_product_attention(q, k, v, attnMask, 0.0, isCausal, scale, /*enable_gqa=*/KV != H);
 #else
@@ -170,6 +226,7 @@ at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x
   }
   out = at::scaled_dot_product_attention(q, k, v, attnMask, 0.0, isCausal, scale);
 #endif
+  }
   at::Tensor preOut = out.transpose(1, 2).reshape({B, S, H * hd});  // head h = [h*hd, (h+1)*hd)
   if (opts.hooks) opts.hooks->call(layer, HookSite::AttnPreOut, preOut, ctx);
   return b.o(preOut);
@@ -200,6 +257,7 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
 
   // Embeddings.
   at::Tensor x = embed.index_select(0, ids.reshape({-1})).view({B, S, embed.size(1)});
+  if (cfg_.embedScale > 0) x = x * at::scalar_tensor(cfg_.embedScale, x.options());  // the scale rounded to the dtype, as HF
   if (projIn.defined()) x = projIn(x);
   if (cfg_.positions == PositionKind::Learned || cfg_.positions == PositionKind::LearnedOptOffset) {
     const int64_t rows = posEmbed.size(0) - (cfg_.positions == PositionKind::LearnedOptOffset ? 2 : 0);
@@ -221,13 +279,18 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     }
     x = x + posEmbed.index_select(0, (pos + 2).reshape({-1})).view({B, S, -1});
   }
-  at::Tensor cos, sin;
+  at::Tensor cos, sin, cosLocal, sinLocal;
   if (cfg_.positions == PositionKind::Rotary) {
     at::Tensor pos = at::arange(past, Sk, longOpts).to(at::kFloat);
-    at::Tensor freqs = at::outer(pos, invFreq_);  // [S, rot/2]
-    at::Tensor emb = at::cat({freqs, freqs}, -1);  // [S, rot]
-    cos = emb.cos().to(dtype_);
-    sin = emb.sin().to(dtype_);
+    auto table = [&](const at::Tensor& invFreq, at::Tensor& c, at::Tensor& s) {
+      at::Tensor freqs = at::outer(pos, invFreq);  // [S, rot/2]
+      // [S, rot]: halves [f | f] for rotate_half, pairs [f0 f0 f1 f1 ...] for interleaved rotary.
+      at::Tensor emb = cfg_.rotaryInterleaved ? freqs.repeat_interleave(2, -1) : at::cat({freqs, freqs}, -1);
+      c = emb.cos().to(dtype_);
+      s = emb.sin().to(dtype_);
+    };
+    table(invFreq_, cos, sin);
+    if (invFreqLocal_.defined()) table(invFreqLocal_, cosLocal, sinLocal);
   }
 
   // Attention masks. Fast path: no padding, no cache prefix and no window that bites -> is_causal.
@@ -263,15 +326,21 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     const Block& b = blocks_[static_cast<size_t>(L)];
     at::Tensor mask = maskFor(cfg_.slidingWindow[static_cast<size_t>(L)]);
     const bool fast = !mask.defined() && past == 0;
+    const bool local = !cfg_.localRope.empty() && cfg_.localRope[static_cast<size_t>(L)];
+    const at::Tensor& c = local ? cosLocal : cos;
+    const at::Tensor& s = local ? sinLocal : sin;
+    auto pre = [&](const Norm& n, const at::Tensor& h) { return cfg_.sublayerPreNorm ? n(h) : h; };
+    auto post = [&](const Norm& n, const at::Tensor& h) { return cfg_.sublayerPostNorm ? n(h) : h; };
     if (cfg_.parallelResidual) {
-      at::Tensor a = attention(L, b, b.ln1(x), cos, sin, mask, fast, cache, opts, ctx);
-      at::Tensor m = mlp(L, b, b.ln2(x), opts, ctx);
+      at::Tensor h = b.ln1(x);
+      at::Tensor a = attention(L, b, h, c, s, mask, fast, cache, opts, ctx);
+      at::Tensor m = mlp(L, b, cfg_.parallelSharedNorm ? h : b.ln2(x), opts, ctx);
       x = x + a + m;
     } else if (cfg_.preNorm) {
-      x = x + attention(L, b, b.ln1(x), cos, sin, mask, fast, cache, opts, ctx);
-      x = x + mlp(L, b, b.ln2(x), opts, ctx);
+      x = x + post(b.postAttnNorm, attention(L, b, pre(b.ln1, x), c, s, mask, fast, cache, opts, ctx));
+      x = x + post(b.postMlpNorm, mlp(L, b, pre(b.ln2, x), opts, ctx));
     } else {  // post-LN (OPT do_layer_norm_before=false)
-      x = b.ln1(x + attention(L, b, x, cos, sin, mask, fast, cache, opts, ctx));
+      x = b.ln1(x + attention(L, b, x, c, s, mask, fast, cache, opts, ctx));
       x = b.ln2(x + mlp(L, b, x, opts, ctx));
     }
   }
@@ -285,7 +354,7 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   if (hasFinalNorm) x = finalNorm(x);
   if (projOut.defined()) x = projOut(x);
   if (opts.returnHidden) return x;
-  return at::linear(x, lmHead);
+  return logitsOf(x);
 }
 
 }  // namespace excise

@@ -29,11 +29,15 @@ struct Norm {
   int64_t dim = 0;
   at::Tensor weight;  // may be undefined (OPT without elementwise affine)
   at::Tensor bias;
+  double weightOffset = 0;     // RMSNorm: scale by (weightOffset + weight) (Gemma)
+  bool weightInFloat = false;  // RMSNorm: scale in float32, then cast back (Gemma, OLMo 2)
   at::Tensor operator()(const at::Tensor& x) const;
 };
 
 struct Block {
-  Norm ln1, ln2;
+  Norm ln1, ln2;                  // on the attention / MLP input (pre-norm), or after the residual add (post-LN)
+  Norm postAttnNorm, postMlpNorm;  // on the attention / MLP output before the residual add (Gemma 2/3, OLMo 2)
+  Norm qNorm, kNorm;              // on queries / keys before rotary (Qwen3, Gemma 3: per head; OLMo 2: whole projection)
   Linear qkv;      // fused (QkvLayout::FusedConcat / FusedPerHead)
   Linear q, k, v;  // separate (QkvLayout::Separate)
   Linear o;        // attention output projection; input = blocks.{L}.attn.pre_out
@@ -79,6 +83,7 @@ class Decoder {
 
   // Weights the loader binds.
   at::Tensor embed, posEmbed, lmHead;  // lmHead may alias embed (tied)
+  at::Tensor lmHeadBias;               // GPT-J; usually undefined
   Linear projIn, projOut;              // OPT word_embed_proj_dim != hidden
   Norm finalNorm;
   bool hasFinalNorm = false;
@@ -92,8 +97,9 @@ class Decoder {
 
   int64_t parameterCount() const;
 
-  // Logits of final hidden states (see ForwardOptions::returnHidden): [..., embedDim] -> [..., vocab].
-  at::Tensor logitsOf(const at::Tensor& hidden) const { return at::linear(hidden, lmHead); }
+  // Logits of final hidden states (see ForwardOptions::returnHidden): [..., embedDim] -> [..., vocab]
+  // (LM head, its bias if any, and final soft-capping if configured).
+  at::Tensor logitsOf(const at::Tensor& hidden) const;
 
  private:
   at::Tensor attention(int64_t layer, const Block& b, const at::Tensor& x, const at::Tensor& cos,
@@ -108,7 +114,8 @@ class Decoder {
   at::ScalarType dtype_;
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<Block> blocks_;
-  at::Tensor invFreq_;  // [rotaryDims / 2] float32, on device
+  at::Tensor invFreq_;       // [rotaryDims / 2] float32, on device
+  at::Tensor invFreqLocal_;  // the same for DecoderConfig::localRope layers (Gemma 3); may be undefined
 };
 
 }  // namespace excise

@@ -45,13 +45,9 @@ std::string ArchitectureOf(const ConfigReader& r) {
     }
     return a->asArray()[0].asString();
   }
-  static const std::map<std::string, std::string> byModelType = {
-      {"gpt2", "GPT2LMHeadModel"},         {"opt", "OPTForCausalLM"},         {"gpt_neox", "GPTNeoXForCausalLM"},
-      {"llama", "LlamaForCausalLM"},       {"mistral", "MistralForCausalLM"}, {"qwen2", "Qwen2ForCausalLM"}};
-  const std::string mt = r.getString("model_type", "");
-  auto it = byModelType.find(mt);
-  if (it == byModelType.end()) r.fail("neither \"architectures\" nor a supported \"model_type\" is given");
-  return it->second;
+  const std::string architecture = ArchitectureForModelType(r.getString("model_type", ""));
+  if (architecture.empty()) r.fail("neither \"architectures\" nor a supported \"model_type\" is given");
+  return architecture;
 }
 
 const FamilyAdapter& FamilyFor(const std::string& arch, const std::string& file) {
@@ -72,66 +68,61 @@ at::ScalarType ResolveDtype(const LoadOptions& opts, const DecoderConfig& cfg, a
   return at::kFloat;
 }
 
-// Puts a bound tensor where its role says in the decoder.
+void SetWeight(Linear& l, const at::Tensor& t, bool inputMajor) {
+  l.weight = t;
+  l.inputMajor = inputMajor;
+}
+
+// A fused [gate | up] weight [2 dMlp, d] becomes two row views: pruning edits reach the stored tensor.
+void SplitGateUp(Block& b, const at::Tensor& t, int64_t dMlp) {
+  b.gate.weight = t.narrow(0, 0, dMlp);
+  b.fcIn.weight = t.narrow(0, dMlp, dMlp);
+}
+
+// Puts a bound tensor where its role says in the decoder (the bind column of EXCISE_WEIGHT_ROLES).
 void Bind(Decoder& d, Role role, int64_t layer, const at::Tensor& t, bool inputMajor) {
-  if (!IsLayerRole(role)) {
-    switch (role) {
-      case Role::Embed: d.embed = t; break;
-      case Role::PosEmbed: d.posEmbed = t; break;
-      case Role::ProjIn: d.projIn.weight = t; break;
-      case Role::ProjOut: d.projOut.weight = t; break;
-      case Role::FinalNormW: d.finalNorm.weight = t; break;
-      case Role::FinalNormB: d.finalNorm.bias = t; break;
-      case Role::LmHead: d.lmHead = t; break;
-      default: break;
-    }
-    return;
-  }
-  Block& b = d.blocks()[static_cast<size_t>(layer)];
-  auto linear = [&](Linear& l, bool isWeight) {
-    if (isWeight) {
-      l.weight = t;
-      l.inputMajor = inputMajor;
-    } else {
-      l.bias = t;
-    }
-  };
+  const DecoderConfig& cfg = d.config();
   switch (role) {
-    case Role::Ln1W: b.ln1.weight = t; break;
-    case Role::Ln1B: b.ln1.bias = t; break;
-    case Role::Ln2W: b.ln2.weight = t; break;
-    case Role::Ln2B: b.ln2.bias = t; break;
-    case Role::QkvW: linear(b.qkv, true); break;
-    case Role::QkvB: linear(b.qkv, false); break;
-    case Role::QW: linear(b.q, true); break;
-    case Role::QB: linear(b.q, false); break;
-    case Role::KW: linear(b.k, true); break;
-    case Role::KB: linear(b.k, false); break;
-    case Role::VW: linear(b.v, true); break;
-    case Role::VB: linear(b.v, false); break;
-    case Role::OW: linear(b.o, true); break;
-    case Role::OB: linear(b.o, false); break;
-    case Role::FcInW: linear(b.fcIn, true); break;
-    case Role::FcInB: linear(b.fcIn, false); break;
-    case Role::GateW: linear(b.gate, true); break;
-    case Role::GateB: linear(b.gate, false); break;
-    case Role::FcOutW: linear(b.fcOut, true); break;
-    case Role::FcOutB: linear(b.fcOut, false); break;
-    default: break;
+#define EXCISE_BIND_Model(bind) \
+  {                            \
+    Decoder& s = d;            \
+    bind;                      \
   }
+#define EXCISE_BIND_Layer(bind)                          \
+  {                                                     \
+    Block& s = d.blocks()[static_cast<size_t>(layer)];  \
+    bind;                                               \
+  }
+#define EXCISE_BIND_ROLE(role, scope, name, bind) \
+  case Role::role:                               \
+    EXCISE_BIND_##scope(bind) break;
+    EXCISE_WEIGHT_ROLES(EXCISE_BIND_ROLE)
+#undef EXCISE_BIND_ROLE
+#undef EXCISE_BIND_Layer
+#undef EXCISE_BIND_Model
+  }
+  (void)cfg;
+  (void)inputMajor;
 }
 
 // Norm kinds/eps/dims and tied heads: everything besides the tensors themselves.
 void FinishStructure(Decoder& d) {
   const DecoderConfig& c = d.config();
-  auto setup = [&](Norm& n) {
+  auto setup = [&](Norm& n, int64_t dim = 0) {
     n.kind = c.norm;
     n.eps = c.normEps;
-    n.dim = c.dModel;
+    n.dim = dim > 0 ? dim : c.dModel;
+    n.weightOffset = c.normWeightOffset;
+    n.weightInFloat = c.normWeightInFloat;
   };
+  const bool perHead = c.qkNorm == QkNorm::PerHead;
   for (Block& b : d.blocks()) {
     setup(b.ln1);
     setup(b.ln2);
+    setup(b.postAttnNorm);
+    setup(b.postMlpNorm);
+    setup(b.qNorm, perHead ? c.headDim : c.attnDim());
+    setup(b.kNorm, perHead ? c.headDim : c.kvDim());
   }
   setup(d.finalNorm);
   d.hasFinalNorm = c.finalNorm;
@@ -296,11 +287,12 @@ std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, cons
   for (const Slot& slot : slots) {
     const Dims shape = slot.spec->shape(cfg);
     const Role r = slot.spec->role;
-    const bool isNormWeight = r == Role::Ln1W || r == Role::Ln2W || r == Role::FinalNormW;
+    const bool isNormWeight = r == Role::Ln1W || r == Role::Ln2W || r == Role::FinalNormW || r == Role::PostAttnNormW ||
+                              r == Role::PostMlpNormW || r == Role::QNormW || r == Role::KNormW;
     const bool isBias = shape.size() == 1 && !isNormWeight;
     at::Tensor t;
     if (isNormWeight) {
-      t = at::ones(shape, at::kFloat);
+      t = cfg.normWeightOffset != 0 ? at::zeros(shape, at::kFloat) : at::ones(shape, at::kFloat);  // a unit scale
     } else if (isBias) {
       t = at::zeros(shape, at::kFloat);
     } else {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel, readSafetensors, writeSafetensors, type Model, type ModelConfig } from '../lib/index.js';
+import { createRandomModel, ExciseError, loadModel, readSafetensors, writeSafetensors, type Model, type ModelConfig } from '../lib/index.js';
 import { fixturesDir, forwardDiffs, maxAbsDiff, readGolden, type Golden } from './helpers/golden.js';
 
 const TOL_F32 = 1e-4;
@@ -18,6 +18,7 @@ const cases = existsSync(variantsDir)
 
 interface Meta {
   ablations_max_abs_logits_diff: Record<string, number>;
+  output_projections?: { attn: string; mlp: string };
   window_max_abs_logits_diff?: number;
 }
 
@@ -30,6 +31,14 @@ const expectedConfig: Record<string, Partial<ModelConfig>> = {
   mistral_window: { family: 'mistral', nLayers: 2, nKvHeads: 2, headDim: 16, vocabSize: 113 },
   qwen2_window: { family: 'qwen2', nLayers: 3, nKvHeads: 2, headDim: 16, vocabSize: 127 },
   gpt2_scaled: { family: 'gpt2', nLayers: 3, dMlp: 96, tiedEmbeddings: true, vocabSize: 97 },
+  // Families added by issue 15.
+  qwen3_qknorm: { family: 'qwen3', nKvHeads: 2, headDim: 24, tiedEmbeddings: true, vocabSize: 101 },
+  gemma_mqa: { family: 'gemma', nKvHeads: 1, headDim: 24, tiedEmbeddings: true, vocabSize: 103 },
+  gemma2_window: { family: 'gemma2', nKvHeads: 2, headDim: 16, tiedEmbeddings: true, vocabSize: 107 },
+  gemma3_window: { family: 'gemma3', nKvHeads: 2, headDim: 16, tiedEmbeddings: true, vocabSize: 109 },
+  phi3_window: { family: 'phi3', nKvHeads: 2, headDim: 16, dMlp: 96, tiedEmbeddings: false, vocabSize: 113 },
+  olmo2_postnorm: { family: 'olmo2', nKvHeads: 2, headDim: 16, tiedEmbeddings: false, vocabSize: 127 },
+  gptj_partial: { family: 'gptj', nHeads: 4, headDim: 16, dMlp: 96, tiedEmbeddings: false, vocabSize: 97 },
 };
 
 describe('hf-variants fixtures are present', () => {
@@ -92,7 +101,7 @@ describe.each(cases)('%s matches Hugging Face', (name) => {
     const src = await readSafetensors(join(dir, 'model.safetensors'));
     const tensors = src.tensors;
     const conv1d = model.config.family === 'gpt2'; // Conv1D weights are stored [in, out]
-    const outProj = outputProjections(name);
+    const outProj = meta.output_projections ?? outputProjections(name);
     for (let l = 0; l < model.config.nLayers; l++) {
       for (const kind of ['mlp', 'attn'] as const) {
         const tname = outProj[kind].replace('{L}', String(l));
@@ -121,6 +130,7 @@ describe.each(cases)('%s matches Hugging Face', (name) => {
   });
 });
 
+// For the cases whose meta.json predates its output_projections field.
 function outputProjections(name: string): { mlp: string; attn: string } {
   if (name.startsWith('gpt2')) return { attn: 'transformer.h.{L}.attn.c_proj.weight', mlp: 'transformer.h.{L}.mlp.c_proj.weight' };
   if (name.startsWith('opt')) {
@@ -131,3 +141,43 @@ function outputProjections(name: string): { mlp: string; attn: string } {
   }
   return { attn: 'model.layers.{L}.self_attn.o_proj.weight', mlp: 'model.layers.{L}.mlp.down_proj.weight' };
 }
+
+describe('families added by issue 15: saving and refused variants', () => {
+  it('a pruned Gemma 2 saves and reloads with the same logits (soft-capping, post-norms and windows survive)', async () => {
+    const dir = join(variantsDir, 'gemma2_window');
+    const golden = await readGolden(dir);
+    const model = await loadModel(dir, { dtype: 'float32' });
+    const tmp = mkdtempSync(join(tmpdir(), 'excise-gemma2-save-'));
+    try {
+      await model.prune({ ff: golden.prune.mlp, attn: golden.prune.attn });
+      const before = await model.forward(golden.inputIds, { attentionMask: golden.attentionMask });
+      // The pruned model is HF's logits_pruned (the same features zeroed).
+      expect(maxAbsDiff(before.logits, golden.tensors.logits_pruned.data)).toBeLessThan(TOL_F32);
+      await model.save(join(tmp, 'saved'));
+      const reloaded = await loadModel(join(tmp, 'saved'), { dtype: 'float32' });
+      const after = await reloaded.forward(golden.inputIds, { attentionMask: golden.attentionMask });
+      expect(maxAbsDiff(after.logits, before.logits)).toBe(0);
+      expect(reloaded.config).toMatchObject(expectedConfig.gemma2_window);
+      await reloaded.dispose();
+    } finally {
+      await model.dispose();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  // Each refused variant is ERR_UNSUPPORTED_CONFIG naming the config field.
+  const refused: [string, string, (c: Record<string, unknown>) => void][] = [
+    ['phi3_window', 'rope_scaling', (c) => { c.rope_scaling = { type: 'longrope', short_factor: [1], long_factor: [1] }; }],
+    ['gptj_partial', 'rotary_dim', (c) => { c.rotary_dim = null; }],
+    ['gemma3_window', 'use_bidirectional_attention', (c) => { c.use_bidirectional_attention = true; }],
+    ['gemma2_window', 'layer_types', (c) => { c.layer_types = ['chunked_attention', 'full_attention']; }],
+  ];
+  it.each(refused)('%s with an unsupported %s', async (name, field, edit) => {
+    const config = JSON.parse(readFileSync(join(variantsDir, name, 'config.json'), 'utf8'));
+    edit(config);
+    const err = await createRandomModel(config).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ExciseError);
+    expect((err as ExciseError).code).toBe('ERR_UNSUPPORTED_CONFIG');
+    expect((err as ExciseError).message).toContain(field);
+  });
+});

@@ -67,7 +67,8 @@ const FamilyAdapter& Gpt2Family() {
           {Role::FinalNormW, "{P}ln_f.weight", [](const C& c) { return Dims{c.dModel}; }},
           {Role::FinalNormB, "{P}ln_f.bias", [](const C& c) { return Dims{c.dModel}; }},
           {Role::LmHead, "lm_head.weight", [](const C& c) { return Dims{c.vocabSize, c.dModel}; }, &Untied},
-      }};
+      },
+      {{"gpt2", "GPT2LMHeadModel"}}};
   return f;
 }
 

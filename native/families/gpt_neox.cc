@@ -81,7 +81,8 @@ const FamilyAdapter& GptNeoXFamily() {
           {Role::FinalNormB, "{P}final_layer_norm.bias", d},
           {Role::LmHead, "embed_out.weight", [](const C& c) { return Dims{c.vocabSize, c.dModel}; },
            [](const C& c) { return !c.tiedEmbeddings; }},
-      }};
+      },
+      {{"gpt_neox", "GPTNeoXForCausalLM"}}};
   return f;
 }
 

@@ -112,7 +112,8 @@ const FamilyAdapter& LlamaFamily() {
           {Role::FcOutB, "{P}layers.{L}.mlp.down_proj.bias", d, &MlpBias},
           {Role::FinalNormW, "{P}norm.weight", d},
           {Role::LmHead, "lm_head.weight", [](const C& c) { return Dims{c.vocabSize, c.dModel}; }, &Untied},
-      }};
+      },
+      {{"llama", "LlamaForCausalLM"}, {"mistral", "MistralForCausalLM"}, {"qwen2", "Qwen2ForCausalLM"}}};
   return f;
 }
 

@@ -84,7 +84,8 @@ const FamilyAdapter& OptFamily() {
           {Role::FinalNormW, "{P}decoder.final_layer_norm.weight", d, &FinalAffine},
           {Role::FinalNormB, "{P}decoder.final_layer_norm.bias", d, &FinalAffine},
           {Role::LmHead, "lm_head.weight", [](const C& c) { return Dims{c.vocabSize, c.embedDim}; }, &Untied},
-      }};
+      },
+      {{"opt", "OPTForCausalLM"}}};
   return f;
 }
 

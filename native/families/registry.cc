@@ -1,11 +1,33 @@
 #include "families/family.h"
 
+#include <string_view>
+
 namespace excise {
+
+// Every family, one line each: the name of the function (in families/<family>.cc) that returns its
+// adapter. Adding a family is one new file plus one line here.
+#define EXCISE_FAMILIES(X) \
+  X(Gpt2Family)            \
+  X(OptFamily)             \
+  X(GptNeoXFamily)         \
+  X(LlamaFamily) /* LLaMA, Mistral, Qwen2 */ \
+  X(Qwen3Family)            \
+  X(GemmaFamily)            \
+  X(Gemma2Family)           \
+  X(Gemma3Family)           \
+  X(Phi3Family)             \
+  X(Olmo2Family)            \
+  X(GptJFamily)
+
+#define EXCISE_DECLARE_FAMILY(fn) const FamilyAdapter& fn();
+EXCISE_FAMILIES(EXCISE_DECLARE_FAMILY)
+#undef EXCISE_DECLARE_FAMILY
 
 namespace {
 const std::vector<const FamilyAdapter*>& AllFamilies() {
-  static const std::vector<const FamilyAdapter*> all = {&Gpt2Family(), &OptFamily(), &GptNeoXFamily(),
-                                                        &LlamaFamily()};
+#define EXCISE_FAMILY_ENTRY(fn) &fn(),
+  static const std::vector<const FamilyAdapter*> all = {EXCISE_FAMILIES(EXCISE_FAMILY_ENTRY)};
+#undef EXCISE_FAMILY_ENTRY
   return all;
 }
 }  // namespace
@@ -19,45 +41,37 @@ const FamilyAdapter* FindFamily(const std::string& architecture) {
   return nullptr;
 }
 
+std::string ArchitectureForModelType(const std::string& modelType) {
+  for (const FamilyAdapter* f : AllFamilies()) {
+    for (const auto& [type, architecture] : f->modelTypes) {
+      if (type == modelType) return architecture;
+    }
+  }
+  return "";
+}
+
 std::vector<std::string> SupportedArchitectures() {
   std::vector<std::string> out;
   for (const FamilyAdapter* f : AllFamilies()) out.insert(out.end(), f->architectures.begin(), f->architectures.end());
   return out;
 }
 
-bool IsLayerRole(Role r) { return r >= Role::Ln1W; }
+bool IsLayerRole(Role r) {
+  static const bool isLayer[] = {
+#define EXCISE_ROLE_IS_LAYER(role, scope, name, bind) std::string_view(#scope) == "Layer",
+      EXCISE_WEIGHT_ROLES(EXCISE_ROLE_IS_LAYER)
+#undef EXCISE_ROLE_IS_LAYER
+  };
+  return isLayer[static_cast<size_t>(r)];
+}
 
 const char* RoleName(Role r) {
-  switch (r) {
-    case Role::Embed: return "token embedding";
-    case Role::PosEmbed: return "position embedding";
-    case Role::ProjIn: return "input projection";
-    case Role::ProjOut: return "output projection";
-    case Role::FinalNormW: return "final norm weight";
-    case Role::FinalNormB: return "final norm bias";
-    case Role::LmHead: return "LM head";
-    case Role::Ln1W: return "attention norm weight";
-    case Role::Ln1B: return "attention norm bias";
-    case Role::Ln2W: return "MLP norm weight";
-    case Role::Ln2B: return "MLP norm bias";
-    case Role::QkvW: return "fused QKV weight";
-    case Role::QkvB: return "fused QKV bias";
-    case Role::QW: return "query weight";
-    case Role::QB: return "query bias";
-    case Role::KW: return "key weight";
-    case Role::KB: return "key bias";
-    case Role::VW: return "value weight";
-    case Role::VB: return "value bias";
-    case Role::OW: return "attention output weight";
-    case Role::OB: return "attention output bias";
-    case Role::FcInW: return "MLP input weight";
-    case Role::FcInB: return "MLP input bias";
-    case Role::GateW: return "MLP gate weight";
-    case Role::GateB: return "MLP gate bias";
-    case Role::FcOutW: return "MLP output weight";
-    case Role::FcOutB: return "MLP output bias";
-  }
-  return "?";
+  static const char* const names[] = {
+#define EXCISE_ROLE_NAME(role, scope, name, bind) name,
+      EXCISE_WEIGHT_ROLES(EXCISE_ROLE_NAME)
+#undef EXCISE_ROLE_NAME
+  };
+  return names[static_cast<size_t>(r)];
 }
 
 }  // namespace excise
