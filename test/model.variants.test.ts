@@ -95,6 +95,17 @@ describe.each(cases)('%s matches Hugging Face', (name) => {
     expect(maxAbsDiff(alone.logits, padded)).toBeLessThan(TOL_F32);
   });
 
+  it('model.prune(prune.json) gives logits_pruned (fused, grouped and shared weights pruned consistently)', async () => {
+    const m = await loadModel(dir, { dtype: 'float32' });
+    try {
+      await m.prune({ ff: golden.prune.mlp, attn: golden.prune.attn });
+      const out = await m.forward(golden.inputIds, { attentionMask: golden.attentionMask });
+      expect(maxAbsDiff(out.logits, golden.tensors.logits_pruned.data)).toBeLessThan(TOL_F32);
+    } finally {
+      await m.dispose();
+    }
+  });
+
   it('a model with the prune.json features zeroed gives logits_pruned', async () => {
     // Zero the pruned pre-out features by editing the output projections' weights in a copy of the
     // checkpoint, load that copy, and compare with HF's logits_pruned.
@@ -143,27 +154,61 @@ function outputProjections(name: string): { mlp: string; attn: string } {
 }
 
 describe('families added by issue 15: saving and refused variants', () => {
-  it('a pruned Gemma 2 saves and reloads with the same logits (soft-capping, post-norms and windows survive)', async () => {
-    const dir = join(variantsDir, 'gemma2_window');
+  it('a pruned Phi-3 saves and reloads: the same logits, and the fused gate_up_proj rows of pruned neurons zeroed in the file', async () => {
+    const dir = join(variantsDir, 'phi3_window');
     const golden = await readGolden(dir);
     const model = await loadModel(dir, { dtype: 'float32' });
-    const tmp = mkdtempSync(join(tmpdir(), 'excise-gemma2-save-'));
+    const tmp = mkdtempSync(join(tmpdir(), 'excise-phi3-save-'));
     try {
       await model.prune({ ff: golden.prune.mlp, attn: golden.prune.attn });
       const before = await model.forward(golden.inputIds, { attentionMask: golden.attentionMask });
-      // The pruned model is HF's logits_pruned (the same features zeroed).
       expect(maxAbsDiff(before.logits, golden.tensors.logits_pruned.data)).toBeLessThan(TOL_F32);
-      await model.save(join(tmp, 'saved'));
-      const reloaded = await loadModel(join(tmp, 'saved'), { dtype: 'float32' });
+      const saved = join(tmp, 'saved');
+      await model.save(saved);
+      const reloaded = await loadModel(saved, { dtype: 'float32' });
       const after = await reloaded.forward(golden.inputIds, { attentionMask: golden.attentionMask });
       expect(maxAbsDiff(after.logits, before.logits)).toBe(0);
-      expect(reloaded.config).toMatchObject(expectedConfig.gemma2_window);
+      expect(reloaded.config).toMatchObject(expectedConfig.phi3_window);
       await reloaded.dispose();
+      // gate_up_proj is bound as two row views ([gate | up]); pruning FF neuron i zeroes rows i and
+      // dMlp + i through them, so the edit must be in the saved tensor.
+      const file = await readSafetensors(join(saved, 'model.safetensors'));
+      const dMlp = model.config.dMlp;
+      for (let l = 0; l < model.config.nLayers; l++) {
+        const t = file.tensors[`model.layers.${l}.mlp.gate_up_proj.weight`];
+        const [rows, cols] = t.shape;
+        expect(rows).toBe(2 * dMlp);
+        const rowAbsSum = (r: number) => { let s = 0; for (let c = 0; c < cols; c++) s += Math.abs(Number(t.data[r * cols + c])); return s; };
+        for (const i of golden.prune.mlp[l]) {
+          expect(rowAbsSum(i)).toBe(0);
+          expect(rowAbsSum(dMlp + i)).toBe(0);
+        }
+        const kept = [...Array(dMlp).keys()].find((i) => !golden.prune.mlp[l].includes(i))!;
+        expect(rowAbsSum(kept)).toBeGreaterThan(0);
+      }
     } finally {
       await model.dispose();
       rmSync(tmp, { recursive: true, force: true });
     }
   });
+
+  it.each(['qwen3_qknorm', 'gemma_mqa', 'gemma2_window', 'gemma3_window', 'phi3_window', 'olmo2_postnorm', 'gptj_partial'])(
+    'createRandomModel builds %s from its config.json with every weight bound', async (name) => {
+      const config = JSON.parse(readFileSync(join(variantsDir, name, 'config.json'), 'utf8'));
+      const fromFile = await loadModel(join(variantsDir, name), { dtype: 'float32' });
+      const random = await createRandomModel(config, { seed: 1 });
+      try {
+        // The same tensors as the Hugging Face checkpoint, the same sizes, and a forward pass.
+        expect(random.tensorNames().sort()).toEqual(fromFile.tensorNames().sort());
+        expect(random.config).toEqual(fromFile.config);
+        const out = await random.forward([[1, 2, 3, 4, 5, 6]]);
+        expect(out.shape).toEqual([1, 6, config.vocab_size]);
+        expect(out.logits.every(Number.isFinite)).toBe(true);
+      } finally {
+        await random.dispose();
+        await fromFile.dispose();
+      }
+    });
 
   // Each refused variant is ERR_UNSUPPORTED_CONFIG naming the config field.
   const refused: [string, string, (c: Record<string, unknown>) => void][] = [
