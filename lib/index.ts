@@ -20,7 +20,7 @@ export {
   type PruneOptions,
   type PruneResult,
 } from './model.js';
-export { ActivationStats, type NeuronStats, type NeuronSums } from './method/stats.js';
+export { ActivationStats, STAT_SUMS, type NeuronStats, type NeuronSums, type SumKey } from './method/stats.js';
 export type { CollectOptions } from './method/collect.js';
 export { mostCommonTokens, type EvalResult, type EvaluateOptions } from './method/evaluate.js';
 export { scoreNeurons, importance, SCORINGS, type Scoring, type ScoreOptions, type NeuronScores } from './method/scoring.js';
@@ -29,7 +29,7 @@ export type { DocumentSource, LongDocs, TokenUsage } from './data/batches.js';
 export type { SaveOptions } from './save.js';
 export { Tokenizer } from './tokenizer.js';
 export { readSafetensors, writeSafetensors, type SafetensorsTensor, type SafetensorsContents, type SafetensorsDtype } from './safetensors.js';
-export { runtimeInfo, type RuntimeInfo } from './runtime.js';
+export { runtimeInfo, setTf32, type RuntimeInfo } from './runtime.js';
 export {
   loadDataset, datasetFromTexts, toDataset, isDataset, splitDataset, shuffleDataset, sameData, DEFAULT_EXTENSIONS, TEXT_EXTENSIONS,
   type Dataset, type FileDataset, type DatasetSummary, type ExtensionSummary, type DatasetOptions, type DatasetLike, type SplitOptions, type ShuffleOptions,

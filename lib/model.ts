@@ -83,6 +83,12 @@ export interface ForwardOptions {
   attentionMask?: TokenBatch;
   /** Hook points whose activations to return. */
   capture?: readonly string[];
+  /**
+   * Only the logits of each row's last real token (the last position, or with right padding the
+   * last one the mask marks as a token): shape [batch, 1, vocab]. The LM head then runs on those
+   * rows alone. Default false.
+   */
+  lastPositionOnly?: boolean;
 }
 
 export interface Activation {
@@ -93,9 +99,9 @@ export interface Activation {
 }
 
 export interface ForwardResult {
-  /** Row-major float32 logits. */
+  /** Row-major float32 logits (the native result's own memory, handed over without a copy). */
   logits: Float32Array;
-  /** [batch, seq, vocab]. */
+  /** [batch, seq, vocab], or [batch, 1, vocab] with lastPositionOnly. */
   shape: [number, number, number];
   activations?: Record<string, Activation>;
 }
@@ -127,7 +133,8 @@ function checkOptionsObject(where: string, options: unknown): asserts options is
 }
 
 export function validateDevice(device: unknown): Device {
-  if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d{1,3})$/.test(device)) {
+  // cuda:N: N in 0..999 written without leading zeros, as torch.device prints it.
+  if (typeof device !== 'string' || !/^(cpu|cuda|cuda:(0|[1-9]\d{0,2}))$/.test(device)) {
     throw new ExciseError('ERR_INVALID_DEVICE', `device: expected 'cpu', 'cuda' or 'cuda:N', received ${JSON.stringify(device)}`);
   }
   return device as Device;
@@ -257,7 +264,9 @@ export class Model {
    */
   async forward(inputIds: TokenBatch, options: ForwardOptions = {}): Promise<ForwardResult> {
     checkOptionsObject('forward(options)', options);
-    checkKeys('forward', options, ['attentionMask', 'capture']);
+    checkKeys('forward', options, ['attentionMask', 'capture', 'lastPositionOnly']);
+    const lastPositionOnly = options.lastPositionOnly ?? false;
+    if (typeof lastPositionOnly !== 'boolean') throw invalidArgument('forward: lastPositionOnly', 'a boolean', lastPositionOnly);
     const handle = this.live();
     const ids = flattenBatch(inputIds, 'inputIds');
     this.checkTokenRange(ids.data, ids.seq, 'inputIds');
@@ -271,7 +280,7 @@ export class Model {
       mask = m.data;
     }
     const capture = this.checkCapture(options.capture);
-    const r = await withCallerStack(() => this.order.single(() => handle.forward(ids.data, ids.batch, ids.seq, mask, capture)));
+    const r = await withCallerStack(() => this.order.single(() => handle.forward(ids.data, ids.batch, ids.seq, mask, capture, lastPositionOnly)));
     return r as ForwardResult;
   }
 

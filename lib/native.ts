@@ -19,6 +19,7 @@ export interface NativeRuntimeInfo {
   cudaDeviceCount: number;
   cudaBuild: boolean;
   cxxAbi: string;
+  tf32: boolean;
 }
 
 /** Safetensors dtypes the addon reads and writes. */
@@ -81,7 +82,8 @@ export interface NativeModel {
   config(): NativeModelConfig;
   /** config.json as the native loader parsed it (a fresh object on each call). */
   sourceConfig(): Record<string, unknown>;
-  forward(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, capture: string[]): Promise<NativeForwardResult>;
+  /** lastPositionOnly: logits of each row's last real token only ([batch, 1, vocab]). The arrays own native memory (no copy). */
+  forward(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, capture: string[], lastPositionOnly: boolean): Promise<NativeForwardResult>;
   generate(prompt: Int32Array, options: NativeGenerateOptions): Promise<Int32Array>;
   tensorNames(): string[];
   dispose(): Promise<void>;
@@ -118,12 +120,14 @@ export type NativeStatsSession = { readonly __brand: 'NativeStatsSession' };
 
 export interface NativeStatsExport {
   tokens: number;
-  hooks: Record<string, { sum: Float64Array; sumAbs: Float64Array; sumSq: Float64Array; sumSqrtAbs: Float64Array; countPositive: Float64Array }>;
+  /** Per hook point, one Float64Array per key of STAT_SUMS (lib/method/stats.ts). */
+  hooks: Record<string, Record<string, Float64Array>>;
 }
 
 export interface NativeBinding {
   setErrorClass(ctor: typeof ExciseError): void;
   runtimeInfo(): NativeRuntimeInfo;
+  setTf32(enabled: boolean): void;
   loadModel(dir: string, device: string, dtype: string): Promise<NativeModel>;
   createRandomModel(configJson: string, device: string, dtype: string, seed: number): Promise<NativeModel>;
   /** Rejects with ExciseError (ERR_IO, ERR_SAFETENSORS_INVALID, ...). */

@@ -10,6 +10,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, excise::SetErrorClass, "setErrorClass"));
   exports.Set("runtimeInfo", Napi::Function::New(env, excise::RuntimeInfoJs, "runtimeInfo"));
+  exports.Set("setTf32", Napi::Function::New(env, excise::SetTf32Js, "setTf32"));
   exports.Set("readSafetensors", Napi::Function::New(env, excise::ReadSafetensorsJs, "readSafetensors"));
   exports.Set("writeSafetensors", Napi::Function::New(env, excise::WriteSafetensorsJs, "writeSafetensors"));
   // The model class is not exported: only loadModel / createRandomModel construct it.

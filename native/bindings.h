@@ -5,6 +5,7 @@
 namespace excise {
 
 Napi::Value RuntimeInfoJs(const Napi::CallbackInfo& info);  // runtime_binding.cc
+Napi::Value SetTf32Js(const Napi::CallbackInfo& info);       // runtime_binding.cc
 Napi::Value ReadSafetensorsJs(const Napi::CallbackInfo& info);   // safetensors_binding.cc
 Napi::Value WriteSafetensorsJs(const Napi::CallbackInfo& info);  // safetensors_binding.cc
 Napi::Value StopModelThreadsForExitJs(const Napi::CallbackInfo& info);  // worker.cc

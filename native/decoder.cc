@@ -27,6 +27,12 @@ at::Tensor Norm::operator()(const at::Tensor& x) const {
                           bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt, eps);
   }
   // RMSNorm as Hugging Face computes it: in float32, cast back, then scale by the weight.
+  // at::rms_norm does exactly that (bitwise equal in float32) and on CUDA runs as one fused kernel
+  // instead of five. On the CPU in bf16/fp16 it rounds differently from Hugging Face (1 ulp) and is
+  // no faster, so the CPU keeps the explicit formula there.
+  if (x.scalar_type() == at::kFloat || !x.device().is_cpu()) {
+    return at::rms_norm(x, {dim}, weight.defined() ? c10::optional<at::Tensor>(weight) : c10::nullopt, eps);
+  }
   at::Tensor h = x.to(at::kFloat);
   at::Tensor var = h.pow(2).mean({-1}, /*keepdim=*/true);
   h = h * at::rsqrt(var + eps);
@@ -244,16 +250,29 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   auto longOpts = at::TensorOptions().dtype(at::kLong).device(device_);
 
   // Padding: keyValid [B, S] bool; only meaningful without a cache (generation runs unpadded).
-  at::Tensor keyValid;
+  at::Tensor keyValid, realRows;
   bool padded = false;
+  bool keyMaskNeeded = false;  // padding that attention must mask (see ForwardOptions::paddingOutputsUnused)
   if (opts.attentionMask.defined()) {
-    // The mask arrives on the CPU: decide "any padding?" there, without a device sync.
-    padded = !opts.attentionMask.to(at::kBool).all().item<bool>();
-    keyValid = opts.attentionMask.to(device_).to(at::kBool);
+    // The mask arrives on the CPU: decide "any padding?" and "right padding only?" there, without
+    // a device sync.
+    at::Tensor hostValid = opts.attentionMask.to(at::kCPU).to(at::kBool);  // [B, S]
+    padded = !hostValid.all().item<bool>();
     if (padded && cache != nullptr) throw Error(code::kInvalidArgument, "padding is not supported with a KV cache");
+    if (padded) {
+      // Right padding: no real token follows a padding one in its row.
+      const bool rightPaddedOnly =
+          S < 2 || !hostValid.narrow(1, 1, S - 1).logical_and(hostValid.narrow(1, 0, S - 1).logical_not()).any().item<bool>();
+      keyMaskNeeded = !(opts.paddingOutputsUnused && rightPaddedOnly);
+      keyValid = hostValid.to(device_);
+      realRows = hostValid.reshape({-1}).nonzero().reshape({-1}).to(device_);  // [real tokens] into [B * S]
+    }
   }
   HookContext ctx;
-  if (padded) ctx.tokenMask = &keyValid;
+  if (padded) {
+    ctx.tokenMask = &keyValid;
+    ctx.realRows = &realRows;
+  }
 
   // Embeddings.
   at::Tensor x = embed.index_select(0, ids.reshape({-1})).view({B, S, embed.size(1)});
@@ -293,11 +312,13 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     if (invFreqLocal_.defined()) table(invFreqLocal_, cosLocal, sinLocal);
   }
 
-  // Attention masks. Fast path: no padding, no cache prefix and no window that bites -> is_causal.
-  // Otherwise a boolean mask [B|1, 1, S, Sk] (true = attend), one per distinct sliding window.
+  // Attention masks. Fast path: no key padding to mask, no cache prefix and no window that bites ->
+  // is_causal (flash / memory-efficient attention). Otherwise an additive mask [B|1, 1, S, Sk] in the
+  // model's dtype (0 = attend, -inf = not), built once per forward and per distinct sliding window
+  // (SDPA would convert a boolean mask again in every layer).
   bool anyWindowBites = false;
   for (int64_t w : cfg_.slidingWindow) anyWindowBites |= (w > 0 && Sk > w);
-  const bool needMask = padded || anyWindowBites || (past > 0 && S > 1);
+  const bool needMask = keyMaskNeeded || anyWindowBites || (past > 0 && S > 1);
   std::map<int64_t, at::Tensor> masks;
   auto maskFor = [&](int64_t window) -> at::Tensor {
     if (!needMask) return at::Tensor();
@@ -309,15 +330,18 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     at::Tensor allowed = kIdx <= qAbs;
     if (window > 0) allowed = allowed.logical_and((qAbs - kIdx) < window);
     allowed = allowed.unsqueeze(0).unsqueeze(0);  // [1, 1, S, Sk]
-    if (padded) {
+    if (keyMaskNeeded) {
       allowed = allowed.logical_and(keyValid.view({B, 1, 1, Sk}));
       // A query with no visible key (left padding) would give NaN; let it see every key instead.
       // Only padded queries are affected, and their outputs are never used.
       at::Tensor empty = allowed.logical_not().all(-1, /*keepdim=*/true);
       allowed = allowed.logical_or(empty);
     }
-    masks[window] = allowed;
-    return allowed;
+    // What SDPA does with a boolean mask, done once: -inf where not allowed.
+    at::Tensor additive = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype_).device(device_))
+                              .masked_fill_(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+    masks[window] = additive;
+    return additive;
   };
 
   int64_t layers = cfg_.nLayers;

@@ -61,6 +61,12 @@ struct ForwardOptions {
   int64_t stopAfterLayer = -1;  // with computeLogits false: skip the layers after this one
   bool returnHidden = false;    // return the final hidden states [batch, seq, embedDim] (after the
                                 // final norm and output projection) instead of logits
+  // The caller never reads the outputs at padding positions (collect, evaluate, train: padding is
+  // excluded downstream). Then right padding needs no key mask: under causal attention a real
+  // token never sees a later (padding) key, so the real outputs are those of the masked run, and
+  // attention takes its mask-free (flash / memory-efficient) path. forward() leaves this off:
+  // it returns every position, padded ones as Hugging Face computes them.
+  bool paddingOutputsUnused = false;
 };
 
 class Decoder {

@@ -9,25 +9,36 @@ EvalSums EvaluateBatch(const Decoder& d, const at::Tensor& ids, const at::Tensor
   EvalSums out;
   const int64_t B = ids.size(0), S = ids.size(1);
   if (S < 2) return out;
-  ForwardOptions opts;
-  opts.attentionMask = mask;
-  opts.returnHidden = true;
   const at::Device dev = d.device();
-  at::Tensor idsDev = ids.to(dev);
-  at::Tensor hidden = d.forward(idsDev, opts);  // [B, S, E]
-  const int64_t E = hidden.size(-1);
 
+  // Everything the forward does not produce is prepared first, on the host, and queued to the
+  // device before the forward (from pinned memory without blocking on CUDA), so no host-to-device
+  // copy waits for the forward to finish.
   // Position t predicts token t + 1; a prediction counts when its target is a real token (with right
   // padding the input at t is then real too). Select those positions on the host-known mask.
   at::Tensor valid = mask.defined() ? mask.narrow(1, 1, S - 1).to(at::kBool) : at::ones({B, S - 1}, at::kBool);
-  at::Tensor rows = valid.reshape({-1}).nonzero().reshape({-1});  // CPU
+  at::Tensor rows = valid.reshape({-1}).nonzero().reshape({-1});  // [N] int64, CPU
   out.tokens = rows.numel();
   if (out.tokens == 0) return out;
-  at::Tensor rowsDev = rows.to(dev);
-  at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, E}).index_select(0, rowsDev);      // [N, E]
-  at::Tensor targets = idsDev.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rowsDev);  // [N]
-  at::Tensor skipSet = at::tensor(skip.empty() ? std::vector<int64_t>{-1} : skip, at::TensorOptions().dtype(at::kLong)).to(dev);
-  at::Tensor counted = at::isin(targets, skipSet).logical_not();  // [N]
+  at::Tensor skipHost = at::tensor(skip.empty() ? std::vector<int64_t>{-1} : skip, at::TensorOptions().dtype(at::kLong));
+  at::Tensor targetsHost = ids.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rows);  // [N]
+  auto toDevice = [&](const at::Tensor& host) {
+    if (!dev.is_cuda()) return host.to(dev);
+    return host.pin_memory().to(dev, /*non_blocking=*/true);
+  };
+  at::Tensor idsDev = toDevice(ids);
+  at::Tensor rowsDev = toDevice(rows);
+  at::Tensor targets = toDevice(targetsHost);
+  at::Tensor skipSet = toDevice(skipHost);
+
+  ForwardOptions opts;
+  opts.attentionMask = mask;
+  opts.returnHidden = true;
+  opts.paddingOutputsUnused = true;  // only positions whose target is real are read
+  at::Tensor hidden = d.forward(idsDev, opts);  // [B, S, E]
+  const int64_t E = hidden.size(-1);
+  at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, E}).index_select(0, rowsDev);  // [N, E]
+  at::Tensor counted = at::isin(targets, skipSet).logical_not();                         // [N]
 
   const int64_t k = std::min<int64_t>(topK, d.config().vocabSize);
   const int64_t chunk = 1024;

@@ -44,6 +44,36 @@ Napi::Float32Array ToFloat32Array(Napi::Env env, const at::Tensor& t) {
   return out;
 }
 
+Napi::Float32Array Float32ArrayOwning(Napi::Env env, at::Tensor t) {
+  t = t.to(at::kFloat).to(at::kCPU).contiguous();
+  const size_t n = static_cast<size_t>(t.numel());
+  const size_t bytes = n * sizeof(float);
+  if (n == 0) return Napi::Float32Array::New(env, 0);
+  // The buffer's finalizer (JS thread, when the buffer is collected) drops the tensor.
+  auto* owner = new at::Tensor(std::move(t));
+  napi_value buffer;
+  napi_status status = napi_create_external_arraybuffer(
+      env, owner->data_ptr<float>(), bytes,
+      [](napi_env e, void*, void* hint) {
+        auto* held = static_cast<at::Tensor*>(hint);
+        const int64_t freed = static_cast<int64_t>(held->nbytes());
+        delete held;
+        int64_t ignored;
+        napi_adjust_external_memory(e, -freed, &ignored);
+      },
+      owner, &buffer);
+  if (status != napi_ok) {
+    // External buffers are not allowed here (V8 sandbox): copy instead.
+    Napi::Float32Array copy = ToFloat32Array(env, *owner);
+    delete owner;
+    return copy;
+  }
+  // Tell V8 what the buffer holds, so it collects it as promptly as one it allocated itself.
+  int64_t ignored;
+  napi_adjust_external_memory(env, static_cast<int64_t>(bytes), &ignored);
+  return Napi::Float32Array::New(env, n, Napi::ArrayBuffer(env, buffer), 0);
+}
+
 Napi::Float64Array ToFloat64Array(Napi::Env env, const at::Tensor& t) {
   at::Tensor c = t.to(at::kDouble).to(at::kCPU).contiguous();
   Napi::Float64Array out = Napi::Float64Array::New(env, static_cast<size_t>(c.numel()));

@@ -1,6 +1,7 @@
 #include "model_binding.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/InferenceMode.h>
 
 #include <map>
@@ -55,8 +56,12 @@ at::Tensor ForJs(const at::Tensor& t) { return t.to(at::kFloat).to(at::kCPU).con
 
 class ForwardJob : public Job {
  public:
-  ForwardJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask, std::vector<HookPoint> capture)
-      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)), capture_(std::move(capture)) {}
+  // lastPositionOnly: logits of each row's last real token only ([batch, 1, vocab]); the LM head
+  // runs on those rows alone.
+  ForwardJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask, std::vector<HookPoint> capture,
+             bool lastPositionOnly)
+      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)), capture_(std::move(capture)),
+        lastPositionOnly_(lastPositionOnly) {}
 
   void Execute() override {
     c10::InferenceMode guard;
@@ -68,19 +73,35 @@ class ForwardJob : public Job {
     ForwardOptions opts;
     opts.attentionMask = mask_;
     opts.hooks = capture_.empty() ? nullptr : &hooks;
-    logits_ = ForJs(d_->forward(ids_.to(d_->device()), opts));
+    at::Tensor idsDev = ids_.to(d_->device());
+    if (!lastPositionOnly_) {
+      logits_ = ForJs(d_->forward(idsDev, opts));  // [B, S, V]
+    } else {
+      opts.returnHidden = true;
+      at::Tensor hidden = d_->forward(idsDev, opts);  // [B, S, E]
+      const int64_t B = ids_.size(0), S = ids_.size(1);
+      // Each row's last real position (S - 1 when unpadded), from the host mask.
+      at::Tensor last = at::full({B}, S - 1, at::kLong);
+      if (mask_.defined()) {
+        at::Tensor positions = at::arange(S, at::kLong).unsqueeze(0).expand({B, S});
+        last = at::where(mask_.ne(0), positions, at::full({}, -1, at::kLong)).amax(1).clamp_min(0);
+      }
+      at::Tensor rows = hidden.gather(1, last.to(hidden.device()).view({B, 1, 1}).expand({B, 1, hidden.size(2)}));  // [B, 1, E]
+      logits_ = ForJs(d_->logitsOf(rows));  // [B, 1, V]
+    }
     captured_ = std::move(captured);
   }
 
   Napi::Value OnOK(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
-    out.Set("logits", ToFloat32Array(env, logits_));
+    // The CPU tensors themselves become the arrays' memory: no copy on the JS thread.
     out.Set("shape", ShapeArray(env, logits_.sizes()));
+    out.Set("logits", Float32ArrayOwning(env, std::move(logits_)));
     if (!capture_.empty()) {
       Napi::Object acts = Napi::Object::New(env);
       for (const auto& [name, t] : captured_) {
         Napi::Object a = Napi::Object::New(env);
-        a.Set("data", ToFloat32Array(env, t));
+        a.Set("data", Float32ArrayOwning(env, t));
         a.Set("shape", ShapeArray(env, t.sizes()));
         acts.Set(name, a);
       }
@@ -93,6 +114,7 @@ class ForwardJob : public Job {
   std::shared_ptr<Decoder> d_;
   at::Tensor ids_, mask_;
   std::vector<HookPoint> capture_;
+  bool lastPositionOnly_ = false;
   at::Tensor logits_;
   std::map<std::string, at::Tensor> captured_;
 };
@@ -159,7 +181,11 @@ class DisposeJob : public Job {
   void Execute() override {
     for (auto& t : trainers_) t->Close();
     trainers_.clear();
+    const at::Device device = d_->device();
     d_.reset();
+    // Return the freed weights to the driver (LibTorch's caching allocator would keep them for
+    // this process only).
+    if (device.is_cuda()) c10::getDeviceAllocator(device.type())->emptyCache();
   }
   Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
 
@@ -239,7 +265,7 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   decoder_ = *d;
   identity_ = decoder_.get();
   prune_ = std::make_shared<PruneState>(decoder_->config());
-  queue_ = std::make_unique<JobQueue>(info.Env());
+  queue_ = std::make_unique<JobQueue>(info.Env(), decoder_->device());
 }
 
 ModelWrap::~ModelWrap() = default;  // the queue finishes its jobs and joins
@@ -312,7 +338,8 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
         capture.push_back(p);
       }
     }
-    return Queue(env, std::make_unique<ForwardJob>(env, d, std::move(ids), std::move(mask), std::move(capture)));
+    const bool lastPositionOnly = info.Length() > 5 && info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+    return Queue(env, std::make_unique<ForwardJob>(env, d, std::move(ids), std::move(mask), std::move(capture), lastPositionOnly));
   });
 }
 

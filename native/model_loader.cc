@@ -1,8 +1,15 @@
 #include "model_loader.h"
 
+#include <c10/core/DeviceGuard.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "errors.h"
@@ -161,6 +168,75 @@ DecoderConfig ReadDecoderConfig(const Json& root, const std::string& file, const
   return cfg;
 }
 
+// Host-to-device copies of checkpoint tensors through two pinned staging buffers: while the device
+// copies one chunk (asynchronously), the host fills the other from the mapped file. The bytes go
+// over as stored; the caller converts the dtype on the device. CUDA only (pinned memory needs it).
+class PinnedUploader {
+ public:
+  static constexpr int64_t kChunkBytes = 32 << 20;
+  explicit PinnedUploader(at::Device device) : device_(device) {
+    for (int k = 0; k < 2; ++k) {
+      buffers_[k] = at::empty({kChunkBytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+      events_[k].emplace(device.type());
+    }
+  }
+  ~PinnedUploader() {
+    for (int k = 0; k < 2; ++k) {
+      if (recorded_[k]) events_[k]->synchronize();  // the device is done with both buffers
+    }
+  }
+  // host: a CPU tensor (over the mapped file). Returns it on the device, in its own dtype.
+  at::Tensor Upload(const at::Tensor& host) {
+    const at::Tensor src = host.contiguous();
+    const int64_t n = static_cast<int64_t>(src.nbytes());
+    at::Tensor out = at::empty({n}, at::TensorOptions().dtype(at::kByte).device(device_));
+    const auto* bytes = static_cast<const unsigned char*>(src.data_ptr());
+    c10::Stream stream = c10::impl::VirtualGuardImpl(device_.type()).getStream(device_);
+    for (int64_t off = 0; off < n; off += kChunkBytes) {
+      const int64_t len = std::min(kChunkBytes, n - off);
+      const int k = next_;
+      next_ = 1 - next_;
+      if (recorded_[k]) events_[k]->synchronize();  // wait until the device has read this buffer
+      std::memcpy(buffers_[k].data_ptr(), bytes + off, static_cast<size_t>(len));
+      out.narrow(0, off, len).copy_(buffers_[k].narrow(0, 0, len), /*non_blocking=*/true);
+      events_[k]->record(stream);
+      recorded_[k] = true;
+    }
+    return out.view(src.scalar_type()).view(src.sizes());
+  }
+
+ private:
+  at::Device device_;
+  at::Tensor buffers_[2];
+  std::optional<c10::Event> events_[2];
+  bool recorded_[2] = {false, false};
+  int next_ = 0;
+};
+
+// The weights onto a GPU, shard by shard in file order: each tensor crosses in its stored dtype
+// through the pinned double buffer and is converted on the device; a shard is unmapped as soon as
+// its tensors are across. Tensors the model does not use stay on the CPU as copies (for save()).
+void BindOnDevice(Decoder& d, Checkpoint& ckpt, const std::vector<Slot>& slots) {
+  std::map<std::string, const Slot*> slotByName;
+  for (const Slot& slot : slots) slotByName[slot.name] = &slot;
+  PinnedUploader uploader(d.device());
+  for (auto& file : ckpt.files) {
+    for (const TensorInfo& info : file->tensors()) {
+      auto it = slotByName.find(info.name);
+      at::Tensor t;
+      if (it != slotByName.end()) {
+        t = uploader.Upload(file->tensor(info.name)).to(d.dtype()).contiguous();
+        Bind(d, it->second->spec->role, it->second->layer, t, it->second->spec->inputMajor);
+      } else {
+        t = file->tensor(info.name).clone();
+      }
+      d.params().emplace_back(info.name, t);
+    }
+    file.reset();  // unmapped: nothing aliases it any more
+  }
+  ckpt.entries.clear();  // they pointed into the shards
+}
+
 std::unique_ptr<Decoder> MakeDecoder(DecoderConfig cfg, const LoadOptions& opts) {
   const at::Device device = ParseDevice(opts.device);
   const at::ScalarType dtype = ResolveDtype(opts, cfg, device);
@@ -235,6 +311,13 @@ std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& 
 
   std::unique_ptr<Decoder> d = MakeDecoder(std::move(cfg), opts);
   d->sourceConfig = root;
+  // The model's device is current while it loads (this runs on Node's thread pool).
+  c10::OptionalDeviceGuard deviceGuard(d->device().is_cpu() ? std::nullopt : std::optional<c10::Device>(d->device()));
+  if (d->device().is_cuda()) {
+    BindOnDevice(*d, ckpt, slots);
+    FinishStructure(*d);
+    return d;
+  }
   std::map<std::string, at::Tensor> bound;
   for (const Slot& slot : slots) {
     const TensorInfo& info = ckpt.info(slot.name);
@@ -282,6 +365,7 @@ std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, cons
   }
   std::unique_ptr<Decoder> d = MakeDecoder(std::move(config), opts);
   d->sourceConfig = root;
+  c10::OptionalDeviceGuard deviceGuard(d->device().is_cpu() ? std::nullopt : std::optional<c10::Device>(d->device()));
   const DecoderConfig& cfg = d->config();
   at::Generator gen = at::detail::createCPUGenerator(seed);
   for (const Slot& slot : slots) {
@@ -298,7 +382,7 @@ std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, cons
     } else {
       t = at::normal(0.0, 0.02, shape, gen, at::TensorOptions().dtype(at::kFloat));
     }
-    t = t.to(d->device(), d->dtype()).contiguous();
+    t = t.to(d->device()).to(d->dtype()).contiguous();  // converted where it lands
     Bind(*d, r, slot.layer, t, slot.spec->inputMajor);
     d->params().emplace_back(slot.name, t);
   }

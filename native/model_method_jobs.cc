@@ -4,7 +4,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <optional>
+#include <string>
 
 #include "errors.h"
 #include "js_tensors.h"
@@ -77,11 +79,28 @@ class CollectJob : public Job {
     // Test-only fault injection (test/host.test.ts): EXCISE_TEST_FAIL_STATS_HOOK=N fails the batch
     // as if the device ran out of memory in its Nth hook, after N-1 hooks have accumulated.
     const char* failAt = std::getenv("EXCISE_TEST_FAIL_STATS_HOOK");
+    // Test-only: EXCISE_TEST_STATS_DEVICE_PATH=1 reduces with the GPU's ATen path on the CPU too.
+    const char* devicePath = std::getenv("EXCISE_TEST_STATS_DEVICE_PATH");
+    acc->forceDevicePath = devicePath != nullptr && std::string(devicePath) == "1";
+    // Test-only: EXCISE_TEST_POISON_PADDING=inf|nan overwrites every padding row of each hooked
+    // activation with +Inf or NaN before it is reduced, as an fp16 overflow at a padded position
+    // would: the statistics must not see it. (Injected at the hook because a real Inf at a padded
+    // position also reaches the real rows through attention, 0 x Inf in softmax(QK) V, in any
+    // attention implementation, Hugging Face's included.)
+    const char* poison = std::getenv("EXCISE_TEST_POISON_PADDING");
+    const double poisonValue = poison == nullptr ? 0.0
+                               : std::string(poison) == "nan" ? std::numeric_limits<double>::quiet_NaN()
+                               : std::string(poison) == "inf" ? std::numeric_limits<double>::infinity()
+                                                              : 0.0;
     const long failHook = failAt != nullptr ? std::strtol(failAt, nullptr, 10) : 0;
     long hookCount = 0;
     try {
       HookSet hooks(d_->config().nLayers, [&](const HookPoint& p, const at::Tensor& act, const HookContext& ctx) {
         if (++hookCount == failHook) throw Error(code::kOutOfMemory, "collect: injected failure in hook " + std::to_string(hookCount));
+        if (poisonValue != 0.0 && ctx.tokenMask != nullptr) {
+          acc->Accumulate(p, act.masked_fill(ctx.tokenMask->logical_not().unsqueeze(-1), poisonValue), ctx);
+          return;
+        }
         acc->Accumulate(p, act, ctx);
       });
       for (const HookPoint& p : acc->points()) hooks.enable(p);
@@ -90,6 +109,7 @@ class CollectJob : public Job {
       opts.hooks = &hooks;
       opts.computeLogits = false;
       opts.stopAfterLayer = acc->lastLayer();
+      opts.paddingOutputsUnused = true;  // the statistics skip padding rows
       d_->forward(ids_.to(d_->device()), opts);
     } catch (...) {
       acc->Rollback(std::move(before));
@@ -113,12 +133,14 @@ class StatsExportJob : public Job {
   StatsExportJob(Napi::Env env, StatsHandle stats) : Job(env), stats_(std::move(stats)) {}
   void Execute() override {
     for (const NeuronSums& s : stats_->sums()) {
-      if (!s.sum.defined()) {
+      if (!s.defined()) {
         cpu_.push_back({});
         continue;
       }
-      // One [5, width] float64 copy to the host.
-      cpu_.push_back({at::stack({s.sum, s.sumAbs, s.sumSq, s.sumSqrtAbs, s.countPositive.to(at::kDouble)}).to(at::kCPU)});
+      // One [kSumCount, width] float64 copy to the host, rows in kSumNames order.
+      std::vector<at::Tensor> rows;
+      for (const at::Tensor& t : s.totals) rows.push_back(t.to(at::kDouble));
+      cpu_.push_back({at::stack(rows).to(at::kCPU)});
     }
   }
   Napi::Value OnOK(Napi::Env env) override {
@@ -129,9 +151,8 @@ class StatsExportJob : public Job {
     for (size_t i = 0; i < points.size(); ++i) {
       Napi::Object h = Napi::Object::New(env);
       const at::Tensor& t = cpu_[i].packed;
-      static const char* kNames[] = {"sum", "sumAbs", "sumSq", "sumSqrtAbs", "countPositive"};
-      for (int64_t k = 0; k < 5; ++k) {
-        if (t.defined()) h.Set(kNames[k], ToFloat64Array(env, t[k]));
+      for (size_t k = 0; k < kSumCount; ++k) {
+        if (t.defined()) h.Set(kSumNames[k], ToFloat64Array(env, t[static_cast<int64_t>(k)]));
       }
       hooks.Set(HookName(points[i]), h);
     }

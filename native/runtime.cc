@@ -25,7 +25,8 @@ at::Device ParseDevice(const std::string& name) {
   int index = -1;
   if (name == "cuda") {
     index = 0;
-  } else if (name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() < 9) {
+  } else if (name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() < 9 && !(name.size() > 6 && name[5] == '0')) {
+    // cuda:N, N in 0..999 without leading zeros ("cuda:01" is not a device name).
     index = 0;
     for (size_t i = 5; i < name.size(); ++i) {
       if (!std::isdigit(static_cast<unsigned char>(name[i]))) {
@@ -79,10 +80,22 @@ RuntimeInfo GetRuntimeInfo() {
   info.cudaAvailable = torch::cuda::is_available();
   info.cudaDeviceCount = info.cudaAvailable ? static_cast<int>(torch::cuda::device_count()) : 0;
   info.cudaBuild = IsCudaBuild() || info.cudaAvailable;
+  info.tf32 = Tf32Enabled();
 #if defined(_GLIBCXX_USE_CXX11_ABI)
   info.cxxAbi = _GLIBCXX_USE_CXX11_ABI ? "cxx11" : "pre-cxx11";
 #endif
   return info;
 }
+
+}  // namespace excise
+
+namespace excise {
+
+void SetTf32(bool enabled) {
+  at::globalContext().setAllowTF32CuBLAS(enabled);
+  at::globalContext().setAllowTF32CuDNN(enabled);
+}
+
+bool Tf32Enabled() { return at::globalContext().allowTF32CuBLAS(); }
 
 }  // namespace excise

@@ -22,7 +22,14 @@ struct RuntimeInfo {
   int cudaDeviceCount = 0;
   bool cudaBuild = false;
   std::string cxxAbi;
+  bool tf32 = false;
 };
 RuntimeInfo GetRuntimeInfo();
+
+// TF32 for float32 matmuls and convolutions on CUDA (Ampere and later): about 8x the float32
+// tensor-core throughput with a 10-bit mantissa. A process-wide LibTorch setting; off by default.
+// No effect on the CPU (CPU float32 stays IEEE float32).
+void SetTf32(bool enabled);
+bool Tf32Enabled();
 
 }  // namespace excise

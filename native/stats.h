@@ -1,6 +1,7 @@
-// Activation statistics per neuron, accumulated on the model's device in float64 over every
-// non-padding token: count, sum x, sum |x|, sum x^2, count(x > 0), sum sqrt|x|. No activation is
-// kept: each hook reduces its batch at once and the activation is freed with the layer's step.
+// Activation statistics per neuron, accumulated on the model's device over every non-padding token:
+// count, sum x, sum |x|, sum x^2, sum sqrt|x|, count(x > 0). No activation is kept: each hook
+// reduces its batch at once into float32 partial sums read straight from the activation (in the
+// model's dtype), and only those [width] partials are added into the float64 totals.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -11,12 +12,17 @@
 
 namespace excise {
 
+// The sums, in the order the export lists them. The one list of statistics keys: the export names
+// each sum from it, and lib/method/stats.ts (STAT_SUMS) reads the sums by these names (a test checks
+// that the export carries exactly the keys that list expects).
+enum SumIndex : size_t { kSum = 0, kSumAbs, kSumSq, kSumSqrtAbs, kCountPositive, kSumCount };
+inline constexpr std::array<const char*, kSumCount> kSumNames = {"sum", "sumAbs", "sumSq", "sumSqrtAbs", "countPositive"};
+
 struct NeuronSums {
-  at::Tensor sum, sumAbs, sumSq, sumSqrtAbs;  // [width] float64, on the model's device
-  at::Tensor countPositive;                   // [width] int64
-  // CPU only: per-batch partial sums, allocated once (allocating them per call fragments the heap).
-  std::vector<double> scratch;      // [4 * width]
-  std::vector<int64_t> scratchPos;  // [width]
+  // [width] each on the model's device: float64, except countPositive (int64). Undefined until the
+  // hook first runs.
+  std::array<at::Tensor, kSumCount> totals;
+  bool defined() const { return totals[kSum].defined(); }
 };
 
 class StatsAccumulator {
@@ -33,11 +39,14 @@ class StatsAccumulator {
   const std::vector<NeuronSums>& sums() const { return sums_; }
   // Real (non-padding) tokens seen; the collect job adds each batch's count, taken from its mask.
   int64_t tokens = 0;
+  // Test-only (EXCISE_TEST_STATS_DEVICE_PATH): reduce with the ATen ops the GPU uses even on the
+  // CPU, so CPU tests check the device path's arithmetic and its padding selection.
+  bool forceDevicePath = false;
 
   // The sums as they are now, to roll a failed batch back: a batch's statistics land whole or not
   // at all. Costs one copy of the [width] vectors per hook (nothing next to the batch's forward).
   struct Checkpoint {
-    std::vector<std::array<at::Tensor, 5>> sums;  // per point: sum, sumAbs, sumSq, sumSqrtAbs, countPositive
+    std::vector<std::array<at::Tensor, kSumCount>> totals;  // per point
     int64_t tokens = 0;
   };
   Checkpoint Save() const;
@@ -45,7 +54,7 @@ class StatsAccumulator {
   // Deepest layer any point needs (the forward can stop after it).
   int64_t lastLayer() const;
 
-  // The hook body: act [batch, seq, width]; ctx.tokenMask [batch, seq] or null (all real).
+  // The hook body: act [batch, seq, width]; ctx says which rows are real.
   void Accumulate(const HookPoint& p, const at::Tensor& act, const HookContext& ctx);
 
  private:

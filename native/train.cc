@@ -17,29 +17,35 @@ Trainer::Trainer(std::shared_ptr<Decoder> d, TrainOptions o) : owner_(d.get()), 
 
 void Trainer::Start() {
   started_ = true;
+  groups_.resize(2);
+  groups_[0].decay = false;
+  groups_[1].decay = true;
   std::set<const void*> seen;  // a tied LM head shares the embedding's storage: train it once
   for (auto& [name, t] : d_->params()) {
     if (!at::isFloatingType(t.scalar_type()) || t.device() != d_->device()) continue;
     const void* key = t.unsafeGetTensorImpl();
     if (!seen.insert(key).second) continue;
     t.requires_grad_(true);
-    params_.push_back(t);
-    decay_.push_back(t.dim() >= 2 && name.find("embed") == std::string::npos && name.find("wte") == std::string::npos &&
-                     name.find("wpe") == std::string::npos);
-    m_.push_back(at::zeros_like(t, t.options().dtype(at::kFloat)));
-    v_.push_back(at::zeros_like(t, t.options().dtype(at::kFloat)));
+    const bool decay = t.dim() >= 2 && name.find("embed") == std::string::npos && name.find("wte") == std::string::npos &&
+                       name.find("wpe") == std::string::npos;
+    Group& g = groups_[decay ? 1 : 0];
+    g.weights.push_back(t);
+    g.master.push_back(t.scalar_type() == at::kFloat ? t.detach() : t.detach().to(at::kFloat));
+    g.m.push_back(at::zeros_like(t, t.options().dtype(at::kFloat)));
+    g.v.push_back(at::zeros_like(t, t.options().dtype(at::kFloat)));
+    g.steps.push_back(at::zeros({}, t.options().dtype(at::kFloat)));
   }
 }
 
 void Trainer::Close() {
   closed_ = true;
-  for (auto& p : params_) {
-    p.mutable_grad() = at::Tensor();
-    p.requires_grad_(false);
+  for (Group& g : groups_) {
+    for (auto& p : g.weights) {
+      p.mutable_grad() = at::Tensor();
+      p.requires_grad_(false);
+    }
   }
-  params_.clear();
-  m_.clear();
-  v_.clear();
+  groups_.clear();
   d_.reset();  // a closed trainer keeps no weights alive
 }
 
@@ -54,7 +60,9 @@ double Trainer::LearningRate(int64_t step) const {
 TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask) {
   if (closed_) throw Error(code::kInvalidArgument, "train: this trainer is closed");
   if (!started_) Start();
-  if (params_.empty()) throw Error(code::kInvalidArgument, "train: the model has no floating-point weights to train");
+  size_t nWeights = 0;
+  for (const Group& g : groups_) nWeights += g.weights.size();
+  if (nWeights == 0) throw Error(code::kInvalidArgument, "train: the model has no floating-point weights to train");
   const int64_t S = ids.size(1);
   if (S < 2) throw Error(code::kInvalidArgument, "train: sequences need at least 2 tokens");
   c10::AutoGradMode gradMode(true);
@@ -63,42 +71,79 @@ TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask) {
   ForwardOptions opts;
   opts.attentionMask = mask;
   opts.returnHidden = true;
+  opts.paddingOutputsUnused = true;  // padded targets are ignored by the loss
   at::Tensor hidden = d_->forward(idsDev, opts);                              // [B, S, E]
   at::Tensor logits = d_->logitsOf(hidden.narrow(1, 0, S - 1)).to(at::kFloat);  // [B, S-1, V]
   at::Tensor targets = idsDev.narrow(1, 1, S - 1).clone();
   if (mask.defined()) targets.masked_fill_(mask.narrow(1, 1, S - 1).to(dev).eq(0), -100);  // padding: ignored
   at::Tensor loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
                                            at::Reduction::Mean, /*ignore_index=*/-100);
-  for (auto& p : params_) p.mutable_grad() = at::Tensor();
+  for (Group& g : groups_) {
+    for (auto& p : g.weights) p.mutable_grad() = at::Tensor();
+  }
   loss.backward();
 
   TrainStepResult r;
   r.step = ++step_;
-  r.loss = loss.item<double>();
-  r.tokens = targets.ne(-100).sum().item<int64_t>();
   r.lr = LearningRate(r.step);
   c10::NoGradGuard noGrad;
-  // Global gradient norm (float32), then clip by scaling every gradient.
-  at::Tensor sq = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(dev));
-  for (auto& p : params_) {
-    if (p.grad().defined()) sq += p.grad().to(at::kFloat).pow(2).sum();
+  // Float32 gradients of the weights that have one (torch.optim.AdamW skips a weight without a
+  // gradient: no decay, no moment update).
+  struct Live {
+    std::vector<at::Tensor> master, grads, m, v, steps;
+  };
+  std::vector<Live> live(groups_.size());
+  std::vector<at::Tensor> allGrads;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    Group& g = groups_[gi];
+    for (size_t i = 0; i < g.weights.size(); ++i) {
+      const at::Tensor& gr = g.weights[i].grad();
+      if (!gr.defined()) continue;
+      at::Tensor g32 = gr.to(at::kFloat);
+      live[gi].master.push_back(g.master[i]);
+      live[gi].grads.push_back(g32);
+      live[gi].m.push_back(g.m[i]);
+      live[gi].v.push_back(g.v[i]);
+      live[gi].steps.push_back(g.steps[i]);
+      allGrads.push_back(g32);
+    }
   }
-  r.gradNorm = std::sqrt(sq.item<double>());
-  if (!std::isfinite(r.gradNorm)) throw Error(code::kInternal, "train: the gradient is not finite (loss " + std::to_string(r.loss) + ")");
-  const double clipScale = (o_.gradClip > 0 && r.gradNorm > o_.gradClip) ? o_.gradClip / (r.gradNorm + 1e-6) : 1.0;
-  // AdamW (decoupled weight decay, as torch.optim.AdamW), moments in float32.
-  const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(r.step));
-  const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(r.step));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    at::Tensor& p = params_[i];
-    if (!p.grad().defined()) continue;
-    at::Tensor g = p.grad().to(at::kFloat) * clipScale;
-    m_[i].mul_(o_.beta1).add_(g, 1.0 - o_.beta1);
-    v_[i].mul_(o_.beta2).addcmul_(g, g, 1.0 - o_.beta2);
-    at::Tensor update = (m_[i] / bc1) / ((v_[i] / bc2).sqrt_().add_(o_.eps));
-    if (decay_[i] && o_.weightDecay > 0) p.mul_(1.0 - r.lr * o_.weightDecay);
-    p.sub_((update * r.lr).to(p.scalar_type()));
-    p.mutable_grad() = at::Tensor();
+  if (allGrads.empty()) throw Error(code::kInternal, "train: no weight received a gradient");
+  // Global gradient norm and clipping, on the device: no host sync. The clip enters the fused
+  // AdamW step as its gradient divisor (grad_scale = max(1, (norm + 1e-6) / clip): the factor
+  // torch.nn.utils.clip_grad_norm_ multiplies by, inverted), and a non-finite norm sets found_inf,
+  // which makes the step leave weights, moments and step counts untouched.
+  at::Tensor norm = at::linalg_vector_norm(at::stack(at::_foreach_norm(allGrads, 2)), 2);  // [] float32
+  at::Tensor foundInf = norm.isfinite().logical_not().to(at::kFloat);
+  at::Tensor gradScale = o_.gradClip > 0 ? ((norm + 1e-6) / o_.gradClip).clamp_min(1.0) : at::ones_like(norm);
+  at::Tensor stepIncrement = 1.0 - foundInf;
+  // torch.optim.AdamW's own fused kernel: decoupled decay, bias corrections from the per-weight
+  // step count (incremented first, as the optimizer does; not on a skipped step).
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    Live& l = live[gi];
+    if (l.master.empty()) continue;
+    for (auto& st : l.steps) st.add_(stepIncrement);
+    at::_fused_adamw_(l.master, l.grads, l.m, l.v, {}, l.steps, r.lr, o_.beta1, o_.beta2,
+                      groups_[gi].decay ? o_.weightDecay : 0.0, o_.eps, /*amsgrad=*/false, /*maximize=*/false, gradScale,
+                      foundInf);
+  }
+  for (Group& g : groups_) {
+    for (size_t i = 0; i < g.weights.size(); ++i) {
+      at::Tensor& w = g.weights[i];
+      // A float32 weight is its own master; any other is rounded from its float32 master.
+      if (w.scalar_type() != at::kFloat) w.detach().copy_(g.master[i]);
+      w.mutable_grad() = at::Tensor();
+    }
+  }
+  // One host read per step, after the whole step is queued: the numbers this step reports.
+  at::Tensor report = at::stack({loss.detach().to(at::kDouble), norm.to(at::kDouble), targets.ne(-100).sum().to(at::kDouble)}).to(at::kCPU);
+  const double* v = report.data_ptr<double>();
+  r.loss = v[0];
+  r.gradNorm = v[1];
+  r.tokens = static_cast<int64_t>(v[2]);
+  if (!std::isfinite(r.gradNorm)) {
+    --step_;  // the step was skipped on the device (found_inf): nothing changed
+    throw Error(code::kInternal, "train: the gradient is not finite (loss " + std::to_string(r.loss) + ")");
   }
   return r;
 }

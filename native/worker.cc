@@ -1,5 +1,7 @@
 #include "worker.h"
 
+#include <c10/core/DeviceGuard.h>
+
 #include "bindings.h"
 
 #include <cstdlib>
@@ -43,7 +45,7 @@ std::deque<std::unique_ptr<Job>> JobQueue::StopThread() {
   return dropped;
 }
 
-JobQueue::JobQueue(Napi::Env env) : env_(env) {
+JobQueue::JobQueue(Napi::Env env, c10::Device device) : env_(env), device_(device) {
   tsfn_ = Tsfn::New(env, "excise-model", 0, 1, this);
   tsfn_.Unref(env);  // an idle model must not keep the process alive
   // Registered after the thread-safe function's own hook, so it runs before it (see worker.h).
@@ -106,6 +108,8 @@ void JobQueue::Run() {
       queue_.pop_front();
     }
     try {
+      // The model's device is current for the job (a no-op on the CPU).
+      c10::OptionalDeviceGuard deviceGuard(device_.is_cpu() ? std::nullopt : std::optional<c10::Device>(device_));
       job->Execute();
     } catch (...) {
       job->error_ = CurrentExceptionInfo();

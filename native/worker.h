@@ -17,6 +17,7 @@
 // process 'exit' event (lib/native.ts calls stopModelThreadsForExit), and from an atexit handler
 // as a second line (it runs before the destructors of statics made before the first model).
 #pragma once
+#include <c10/core/Device.h>
 #include <napi.h>
 
 #include <condition_variable>
@@ -55,7 +56,9 @@ class Job {
 
 class JobQueue {
  public:
-  explicit JobQueue(Napi::Env env);
+  // device: the model's; the model thread makes it the current device for every job (a device
+  // guard per job), so ATen's current device and stream are the model's, whatever thread ran last.
+  JobQueue(Napi::Env env, c10::Device device);
   ~JobQueue();  // JS thread: Shutdown() unless the environment's cleanup already did
   JobQueue(const JobQueue&) = delete;
   JobQueue& operator=(const JobQueue&) = delete;
@@ -82,6 +85,7 @@ class JobQueue {
  private:
 
   napi_env env_;
+  c10::Device device_;
   Tsfn tsfn_;
   std::mutex mutex_;
   std::condition_variable cv_;

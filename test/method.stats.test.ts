@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ActivationStats, loadModel, type Model, type NeuronStats } from '../lib/index.js';
+import { ActivationStats, STAT_SUMS, createRandomModel, loadModel, type Model, type NeuronSums, type NeuronStats } from '../lib/index.js';
 import { fixturesDir, goldenCases, goldenDir, readGolden, type Golden } from './helpers/golden.js';
 
 const variantsDir = join(fixturesDir, 'hf-variants');
@@ -155,3 +155,118 @@ describe('collection', () => {
     await expect(model.collect(docs, { batchSize: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('batchSize') });
   });
 });
+
+// The reduction itself: each batch is reduced into float32 partial sums (read from the activation
+// in the model's dtype) that are added into float64 totals, on the CPU by a fused loop and on a GPU
+// by ATen reductions (run here on the CPU with EXCISE_TEST_STATS_DEVICE_PATH=1). Padding rows are
+// selected away, never multiplied by 0.
+const REDUCTION_PATHS = [['CPU fused loop', '0'], ['device (ATen) path', '1']] as const;
+const smallGpt2 = { architectures: ['GPT2LMHeadModel'], n_layer: 2, n_embd: 64, n_head: 4, n_inner: 256, n_positions: 64, vocab_size: 50 };
+
+/** 14 documents of 3..42 tokens, ids 1..49 (0 is the padding id collect fills in). */
+const reductionDocs: number[][] = Array.from({ length: 14 }, (_, d) => Array.from({ length: 3 + ((d * 17) % 40) }, (_, t) => 1 + ((d * 31 + t * 7 + t * t) % 49)));
+
+async function withReductionPath<T>(path: string, run: () => Promise<T>): Promise<T> {
+  process.env.EXCISE_TEST_STATS_DEVICE_PATH = path;
+  try {
+    return await run();
+  } finally {
+    delete process.env.EXCISE_TEST_STATS_DEVICE_PATH;
+  }
+}
+
+/** Float64 sums computed here from forward()'s captured activations, one document at a time (no padding anywhere). */
+async function float64Reference(model: Model, docs: number[][]): Promise<Map<string, NeuronSums>> {
+  const out = new Map<string, NeuronSums>();
+  for (const doc of docs) {
+    const r = await model.forward([doc], { capture: model.hookNames() });
+    for (const [hook, act] of Object.entries(r.activations!)) {
+      const w = act.shape[2];
+      let s = out.get(hook);
+      if (!s) {
+        s = Object.fromEntries(STAT_SUMS.map(({ key }) => [key, new Float64Array(w)])) as NeuronSums;
+        out.set(hook, s);
+      }
+      for (let i = 0; i < act.data.length; i++) {
+        const x = act.data[i];
+        const n = i % w;
+        s.sum[n] += x; s.sumAbs[n] += Math.abs(x); s.sumSq[n] += x * x; s.sumSqrtAbs[n] += Math.sqrt(Math.abs(x)); if (x > 0) s.countPositive[n]++;
+      }
+    }
+  }
+  return out;
+}
+
+/** Worst error of `ours` against `ref`, relative to each sum's scale (sum x: to sum |x|, the scale of its rounding). */
+function worstRelative(ours: NeuronSums, ref: NeuronSums): Record<string, number> {
+  const worst: Record<string, number> = {};
+  for (const { key } of STAT_SUMS) {
+    let m = 0;
+    for (let n = 0; n < ref[key].length; n++) {
+      const diff = Math.abs(ours[key][n] - ref[key][n]);
+      if (key === 'countPositive') m = Math.max(m, diff);
+      else m = Math.max(m, diff / Math.max(key === 'sum' ? ref.sumAbs[n] : Math.abs(ref[key][n]), 1e-30));
+    }
+    worst[key] = m;
+  }
+  return worst;
+}
+
+describe('statistics reduction: float32 partial sums into float64 totals', () => {
+  let model: Model;
+  let reference: Map<string, NeuronSums>;
+  beforeAll(async () => {
+    model = await createRandomModel(smallGpt2, { seed: 5 });
+    reference = await float64Reference(model, reductionDocs);
+  });
+  afterAll(async () => model?.dispose());
+
+  it.each(REDUCTION_PATHS)('%s: within 1e-5 relative of float64 sums computed here, padded batches', async (_, path) => {
+    const stats = await withReductionPath(path, () => model.collect(reductionDocs, { batchSize: 5 }));
+    expect(stats.tokens).toBe(reductionDocs.flat().length);
+    const worst: Record<string, number> = {};
+    for (const hook of model.hookNames()) {
+      // The export carries exactly the keys of the one list.
+      expect(Object.keys(stats.raw(hook)).sort()).toEqual(STAT_SUMS.map((s) => s.key).sort());
+      for (const [k, v] of Object.entries(worstRelative(stats.raw(hook), reference.get(hook)!))) worst[k] = Math.max(worst[k] ?? 0, v);
+    }
+    console.log(`stats reduction (${path === '1' ? 'ATen' : 'fused'}) vs float64: ${JSON.stringify(Object.fromEntries(Object.entries(worst).map(([k, v]) => [k, Number(v.toExponential(1))])))}`);
+    for (const k of ['sum', 'sumAbs', 'sumSq', 'sumSqrtAbs']) expect(worst[k], k).toBeLessThan(1e-5);
+    // A sign can flip only for a value within float error of 0.
+    expect(worst.countPositive).toBeLessThanOrEqual(2);
+  });
+
+  // EXCISE_TEST_POISON_PADDING makes every padding row of each hooked activation +Inf or NaN, as an
+  // fp16 overflow at a padded position would (injected at the hook: see model_method_jobs.cc).
+  describe.each(['float32', 'bfloat16', 'float16'] as const)('Inf / NaN in padded rows (%s)', (dtype) => {
+    let typed: Model;
+    beforeAll(async () => {
+      typed = await createRandomModel(smallGpt2, { seed: 5, dtype });
+    });
+    afterAll(async () => typed?.dispose());
+
+    it.each(REDUCTION_PATHS)('%s: the statistics stay finite and equal those of the unpadded run', async (_, path) => {
+      const alone = await withReductionPath(path, () => typed.collect(reductionDocs, { batchSize: 1 }));
+      for (const poison of ['inf', 'nan']) {
+        process.env.EXCISE_TEST_POISON_PADDING = poison;
+        let padded: ActivationStats;
+        try {
+          padded = await withReductionPath(path, () => typed.collect(reductionDocs, { batchSize: 5 }));
+        } finally {
+          delete process.env.EXCISE_TEST_POISON_PADDING;
+        }
+        expect(padded.tokens).toBe(alone.tokens);
+        let worst = 0;
+        for (const hook of typed.hookNames()) {
+          const a = padded.raw(hook);
+          for (const { key } of STAT_SUMS) expect(a[key].every(Number.isFinite), `${poison}: ${hook} ${key}`).toBe(true);
+          const w = worstRelative(a, alone.raw(hook));
+          worst = Math.max(worst, w.sum, w.sumAbs, w.sumSq, w.sumSqrtAbs);
+        }
+        // bf16/fp16: a batch of 5 rounds some activations differently from a batch of 1 (GEMM blocking).
+        expect(worst, poison).toBeLessThan(dtype === 'float32' ? 1e-5 : 2e-3);
+      }
+    });
+  });
+});
+

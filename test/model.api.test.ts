@@ -1,8 +1,8 @@
 // The Model API: generation with a KV cache, concurrency, responsiveness, disposal.
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { createRandomModel, loadModel, runtimeInfo } from '../lib/index.js';
-import { goldenCases, goldenDir, maxAbsDiff } from './helpers/golden.js';
+import { createRandomModel, loadModel, runtimeInfo, setTf32 } from '../lib/index.js';
+import { goldenCases, goldenDir, maxAbsDiff, readGolden } from './helpers/golden.js';
 
 function argmaxLast(logits: Float32Array, vocab: number): number {
   const off = logits.length - vocab;
@@ -127,10 +127,84 @@ describe('forward inputs', () => {
   });
 });
 
+describe('forward logits', () => {
+  it('arrive in an array of their own (zero-copy from the native tensor), equal to Hugging Face', async () => {
+    const golden = await readGolden(join(goldenDir, 'llama'));
+    const model = await loadModel(join(goldenDir, 'llama'));
+    const out = await model.forward(golden.inputIds, { attentionMask: golden.attentionMask, capture: ['blocks.0.mlp.pre_out'] });
+    expect(out.logits.byteOffset).toBe(0);
+    expect(out.logits.buffer.byteLength).toBe(out.logits.byteLength);
+    expect(maxAbsDiff(out.logits, golden.tensors.logits.data)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(out.activations!['blocks.0.mlp.pre_out'].data, golden.tensors['mlp_pre_out.0'].data)).toBeLessThan(1e-4);
+    // Each call owns its arrays: a later call does not write into an earlier result.
+    const kept = Float32Array.from(out.logits);
+    await model.forward([[7, 8, 9]]);
+    expect(maxAbsDiff(out.logits, kept)).toBe(0);
+    await model.dispose();
+  });
+
+  it("lastPositionOnly: each row's last real token, equal to that row of the full logits", async () => {
+    for (const name of ['gpt2', 'llama']) {
+      const model = await loadModel(join(goldenDir, name));
+      const ids = [[5, 9, 13, 2, 40, 41], [8, 8, 1, 60, 0, 0], [3, 4, 5, 6, 7, 8]];
+      const attentionMask = [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]];
+      const full = await model.forward(ids, { attentionMask });
+      const last = await model.forward(ids, { attentionMask, lastPositionOnly: true });
+      const vocab = model.config.vocabSize;
+      expect(last.shape).toEqual([3, 1, vocab]);
+      for (const [row, position] of [[0, 5], [1, 3], [2, 5]]) {
+        const expected = full.logits.subarray((row * 6 + position) * vocab, (row * 6 + position + 1) * vocab);
+        expect(maxAbsDiff(last.logits.subarray(row * vocab, (row + 1) * vocab), expected), `${name} row ${row}`).toBeLessThan(1e-5);
+      }
+      const unpadded = await model.forward([[1, 2, 3]], { lastPositionOnly: true });
+      const unpaddedFull = await model.forward([[1, 2, 3]]);
+      expect(maxAbsDiff(unpadded.logits, unpaddedFull.logits.subarray(2 * vocab))).toBeLessThan(1e-5);
+      await expect(model.forward([[1]], { lastPositionOnly: 1 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+      await model.dispose();
+    }
+  });
+});
+
+describe('devices', () => {
+  it("'cuda:N' names: malformed ones are ERR_INVALID_DEVICE, well-formed ones this machine lacks ERR_DEVICE_UNAVAILABLE", async () => {
+    const dir = join(goldenDir, 'gpt2');
+    for (const device of ['cuda:', 'cuda:-1', 'cuda:1.0', 'cuda:01', 'cuda:1000', 'CUDA', ' cuda', 'cuda:0 ', 'gpu']) {
+      await expect(loadModel(dir, { device: device as never }), device).rejects.toMatchObject({ code: 'ERR_INVALID_DEVICE', message: expect.stringContaining(JSON.stringify(device)) });
+    }
+    const info = runtimeInfo();
+    const missing = info.cudaAvailable ? [`cuda:${info.cudaDeviceCount}`, 'cuda:999'] : ['cuda', 'cuda:0', 'cuda:7', 'cuda:999'];
+    for (const device of missing) {
+      for (const load of [() => loadModel(dir, { device: device as never }), () => createRandomModel({ architectures: ['GPT2LMHeadModel'], n_layer: 1, n_embd: 16, n_head: 2, vocab_size: 20 }, { device: device as never })]) {
+        await expect(load(), device).rejects.toMatchObject({
+          code: 'ERR_DEVICE_UNAVAILABLE',
+          message: expect.stringMatching(info.cudaAvailable ? /CUDA device\(s\) are visible/ : info.cudaBuild ? /no GPU is visible/ : /CPU-only build of LibTorch/),
+        });
+      }
+    }
+  });
+});
+
 describe('runtimeInfo', () => {
   it('names the LibTorch version', () => {
     const info = runtimeInfo();
     expect(info.torchVersion).toMatch(/^\d+\.\d+/);
     expect(typeof info.cudaAvailable).toBe('boolean');
+  });
+
+  it('TF32 is off by default, opt-in, and changes nothing on the CPU', async () => {
+    expect(runtimeInfo().tf32).toBe(false);
+    const model = await loadModel(join(goldenDir, 'llama'));
+    const before = await model.forward([[1, 2, 3, 4]]);
+    setTf32(true);
+    try {
+      expect(runtimeInfo().tf32).toBe(true);
+      const after = await model.forward([[1, 2, 3, 4]]);
+      expect(maxAbsDiff(after.logits, before.logits)).toBe(0);
+    } finally {
+      setTf32(false);
+    }
+    expect(runtimeInfo().tf32).toBe(false);
+    expect(() => setTf32('yes' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+    await model.dispose();
   });
 });

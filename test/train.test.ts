@@ -1,9 +1,23 @@
 // Training through the decoder: the loss a step reports is the model's own cross-entropy, the
 // schedule follows its formula, and a tiny model learns a batch.
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRandomModel, loadModel } from '../lib/index.js';
-import { goldenDir } from './helpers/golden.js';
+import { createRandomModel, loadModel, readSafetensors, type Model } from '../lib/index.js';
+import { fixturesDir, goldenDir } from './helpers/golden.js';
+
+/** Every floating-point weight of a model, as float32 values (saved in float32 and read back). */
+async function weightsOf(model: Model): Promise<Record<string, Float32Array>> {
+  const dir = mkdtempSync(join(tmpdir(), 'excise-train-'));
+  try {
+    await model.save(dir, { overwrite: true, dtype: 'float32' });
+    const { tensors } = await readSafetensors(join(dir, 'model.safetensors'));
+    return Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, t.data as Float32Array]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 const tinyLlama = {
   architectures: ['LlamaForCausalLM'], num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 4,
@@ -86,5 +100,69 @@ describe('Trainer', () => {
     await t.close();
     await expect(t.step([[1, 2]])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     await model.dispose();
+  });
+
+  it("AdamW steps equal PyTorch's torch.optim.AdamW (fixture: scripts/fixtures/make_adamw.py)", async () => {
+    const ref = JSON.parse(readFileSync(join(fixturesDir, 'adamw', 'steps.json'), 'utf8')) as {
+      options: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; gradClip: number };
+      batch: number[][];
+      steps: { loss: number; gradNorm: number }[];
+    };
+    const after = (await readSafetensors(join(fixturesDir, 'adamw', 'after.safetensors'))).tensors;
+    const model = await loadModel(join(goldenDir, 'llama'));
+    const before = await weightsOf(model);
+    // A constant learning rate: no warmup, and the cosine decays to lr * 1.
+    const t = model.trainer({ ...ref.options, warmupSteps: 0, totalSteps: ref.steps.length, minLrRatio: 1 });
+    for (const [i, expected] of ref.steps.entries()) {
+      const r = await t.step(ref.batch);
+      expect(Math.abs(r.loss - expected.loss) / expected.loss, `step ${i + 1} loss`).toBeLessThan(1e-5);
+      expect(Math.abs(r.gradNorm - expected.gradNorm) / expected.gradNorm, `step ${i + 1} gradient norm`).toBeLessThan(1e-4);
+    }
+    await t.close();
+    const ours = await weightsOf(model);
+    let worst = 0;
+    let moved = 0;
+    for (const [name, w] of Object.entries(ours)) {
+      const torchW = after[name].data as Float32Array;
+      for (let i = 0; i < w.length; i++) {
+        worst = Math.max(worst, Math.abs(w[i] - torchW[i]));
+        moved = Math.max(moved, Math.abs(before[name][i] - torchW[i]));
+      }
+    }
+    console.log(`AdamW vs torch.optim.AdamW after ${ref.steps.length} steps: max |weight diff| = ${worst.toExponential(2)} (largest move ${moved.toExponential(2)})`);
+    expect(moved).toBeGreaterThan(1e-3);  // the steps did move the weights (lr 1e-3, three steps)
+    // Far below one step (lr 1e-3) and a third of the decay's own effect (~3e-5): a wrong moment, bias
+    // correction, clip or decay shows.
+    expect(worst).toBeLessThan(1e-5);
+    await model.dispose();
+  });
+
+  it('bfloat16 training keeps small updates: float32 master weights, no stall', async () => {
+    // lr 2e-5: each AdamW step moves a weight by about 2e-5, under half a bf16 ulp for |w| > 0.01
+    // (>= 6e-5), so updates written straight into bf16 weights would round away, step after step.
+    const m16 = await createRandomModel(tinyLlama, { seed: 3, dtype: 'bfloat16' });
+    const before = await weightsOf(m16);
+    const options = { lr: 2e-5, warmupSteps: 0, totalSteps: 20, minLrRatio: 1, weightDecay: 0, gradClip: 0 };
+    const batch = [[3, 14, 15, 9, 26, 5, 35, 8], [9, 7, 9, 32, 38, 4, 6, 2]];
+    const t16 = m16.trainer(options);
+    for (let i = 0; i < 20; i++) await t16.step(batch);
+    await t16.close();
+    const after = await weightsOf(m16);
+    let large = 0, changed = 0, movement = 0;
+    for (const [name, w0] of Object.entries(before)) {
+      if (!name.endsWith('proj.weight')) continue;  // the layers' matrices
+      for (let i = 0; i < w0.length; i++) {
+        if (Math.abs(w0[i]) <= 0.01) continue;
+        large++;
+        if (after[name][i] !== w0[i]) changed++;
+        movement += Math.abs(after[name][i] - w0[i]);
+      }
+    }
+    console.log(`bf16 training, 20 steps at lr 2e-5: ${changed}/${large} weights with |w| > 0.01 changed, mean move ${(movement / large).toExponential(2)}`);
+    expect(large).toBeGreaterThan(1000);
+    expect(changed / large).toBeGreaterThan(0.8);
+    // About 20 steps x 2e-5 each, as in float32 (Adam's steps are ~lr): not a fraction of it.
+    expect(movement / large).toBeGreaterThan(1e-4);
+    await m16.dispose();
   });
 });

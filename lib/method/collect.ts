@@ -6,7 +6,7 @@ import { ExciseError, invalidArgument, withCallerStack } from '../errors.js';
 import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
 import type { Tokenizer } from '../tokenizer.js';
-import { ActivationStats, type NeuronSums } from './stats.js';
+import { ActivationStats, sumsFromExport, type NeuronSums } from './stats.js';
 
 export interface CollectOptions {
   /** Hook points (default: every layer's mlp.pre_out and attn.pre_out). */
@@ -94,7 +94,7 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   if (counted === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'collect: the source has no tokens');
   const exported = await target.handle.statsExport(session);
   const sums = new Map<string, NeuronSums>();
-  for (const h of uniqueHooks) sums.set(h, exported.hooks[h]);
+  for (const h of uniqueHooks) sums.set(h, sumsFromExport(h, exported.hooks[h]));
   const stats = new ActivationStats(exported.tokens, sums, {
     architecture: config.architecture,
     nLayers: config.nLayers,

@@ -107,13 +107,32 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
   const skip = Int32Array.from(skipTokens);
 
   let tokens = 0, lossSum = 0, top1 = 0, topk = 0, skipCounted = 0, top1Skip = 0, topkSkip = 0, done = 0;
-  for (const b of batches) {
-    if (options.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'evaluate: aborted');
-    const r = await withCallerStack(() => target.handle.evaluateBatch(b.data, b.batch, b.seq, b.mask, skip, topK));
+  // Two batches queued natively, as collect does: the model thread starts the next batch while JS
+  // adds up the last one, so the device never waits on a round trip through the JS thread. Every
+  // batch promise is handled the moment it exists, and on failure the ones still in flight are
+  // awaited before the error propagates (no batch runs after evaluate() has settled).
+  type BatchSums = Awaited<ReturnType<typeof target.handle.evaluateBatch>>;
+  const inFlight: { sums: Promise<BatchSums>; tokens: number }[] = [];
+  const addUp = async () => {
+    const next = inFlight.shift()!;
+    const r = await next.sums;
     tokens += r.tokens; lossSum += r.lossSum; top1 += r.top1; topk += r.topk;
     skipCounted += r.skipTokens; top1Skip += r.top1Skip; topkSkip += r.topkSkip;
-    done += b.tokens;
+    done += next.tokens;
     options.onProgress?.(done);
+  };
+  try {
+    for (const b of batches) {
+      if (options.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'evaluate: aborted');
+      const sums = withCallerStack(() => target.handle.evaluateBatch(b.data, b.batch, b.seq, b.mask, skip, topK));
+      sums.catch(() => {});  // handled where it is awaited
+      inFlight.push({ sums, tokens: b.tokens });
+      if (inFlight.length >= 2) await addUp();
+    }
+    while (inFlight.length > 0) await addUp();
+  } catch (err) {
+    await Promise.allSettled(inFlight.splice(0).map((f) => f.sums));
+    throw err;
   }
   if (tokens === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'evaluate: no document has two or more tokens, so nothing can be predicted');
   const loss = lossSum / tokens;

@@ -14,8 +14,17 @@
 import { ExciseError, invalidArgument } from '../errors.js';
 import type { ActivationStats, NeuronStats } from './stats.js';
 
-export type Scoring = 'abs' | 'freq' | 'rms' | 'std' | 'sqrt';
-export const SCORINGS: readonly Scoring[] = ['abs', 'freq', 'rms', 'std', 'sqrt'];
+/** Each scoring and the derived statistic (of ActivationStats) it reads: Scoring, SCORINGS and importance() all come from this one table. */
+const SCORING_STATISTIC = {
+  abs: 'meanAbs',
+  freq: 'freq',
+  rms: 'rms',
+  std: 'std',
+  sqrt: 'meanSqrtAbs',
+} as const satisfies Record<string, Exclude<keyof NeuronStats, 'tokens'>>;
+
+export type Scoring = keyof typeof SCORING_STATISTIC;
+export const SCORINGS: readonly Scoring[] = Object.keys(SCORING_STATISTIC) as Scoring[];
 
 export interface ScoreOptions {
   ffScoring?: Scoring;
@@ -31,13 +40,7 @@ export interface NeuronScores {
 }
 
 export function importance(stats: NeuronStats, scoring: Scoring): Float64Array {
-  switch (scoring) {
-    case 'abs': return stats.meanAbs;
-    case 'freq': return stats.freq;
-    case 'rms': return stats.rms;
-    case 'std': return stats.std;
-    case 'sqrt': return stats.meanSqrtAbs;
-  }
+  return stats[SCORING_STATISTIC[scoring]];
 }
 
 function checkScoring(name: string, v: unknown): Scoring {

@@ -8,13 +8,30 @@ import { ExciseError, invalidArgument } from '../errors.js';
 import { readSafetensors, writeSafetensors, type SafetensorsTensor } from '../safetensors.js';
 import type { TokenUsage } from '../data/batches.js';
 
-/** The raw float64 sums of one hook point. */
-export interface NeuronSums {
-  sum: Float64Array;
-  sumAbs: Float64Array;
-  sumSq: Float64Array;
-  sumSqrtAbs: Float64Array;
-  countPositive: Float64Array;
+/**
+ * The one list of statistics keys: the per-neuron sums, named as the native export names them
+ * (native/stats.h kSumNames, same order; collect() checks each export against this list) and as a
+ * saved statistics file names them (`file`). Everything that reads, merges, saves or loads sums
+ * iterates this list.
+ */
+export const STAT_SUMS = [
+  { key: 'sum', file: 'sum' },               // sum x
+  { key: 'sumAbs', file: 'sum_abs' },         // sum |x|
+  { key: 'sumSq', file: 'sum_sq' },           // sum x^2
+  { key: 'sumSqrtAbs', file: 'sum_sqrt_abs' },  // sum sqrt|x|
+  { key: 'countPositive', file: 'count_positive' },  // count(x > 0)
+] as const;
+export type SumKey = (typeof STAT_SUMS)[number]['key'];
+
+/** The raw float64 sums of one hook point, one array per key of STAT_SUMS. */
+export type NeuronSums = Record<SumKey, Float64Array>;
+
+/** The sums of one hook point from a native export; ERR_INTERNAL unless it has exactly STAT_SUMS's keys. */
+export function sumsFromExport(hook: string, exported: Record<string, Float64Array> | undefined): NeuronSums {
+  const keys = Object.keys(exported ?? {}).sort().join(',');
+  const expected = STAT_SUMS.map((s) => s.key).sort().join(',');
+  if (keys !== expected) throw new ExciseError('ERR_INTERNAL', `collect: the native export of ${hook} has sums [${keys}], expected [${expected}]`);
+  return exported as NeuronSums;
 }
 
 /** Derived per-neuron statistics of one hook point (population statistics over tokens). */
@@ -42,10 +59,11 @@ export interface StatsModelInfo {
   attnDim: number;
 }
 
-const SUM_KEYS = ['sum', 'sumAbs', 'sumSq', 'sumSqrtAbs', 'countPositive'] as const;
-const FILE_KEYS: Record<(typeof SUM_KEYS)[number], string> = {
-  sum: 'sum', sumAbs: 'sum_abs', sumSq: 'sum_sq', sumSqrtAbs: 'sum_sqrt_abs', countPositive: 'count_positive',
-};
+const SUM_KEYS: readonly SumKey[] = STAT_SUMS.map((s) => s.key);
+const FILE_KEYS = Object.fromEntries(STAT_SUMS.map((s) => [s.key, s.file])) as Record<SumKey, string>;
+const KEY_OF_FILE = new Map<string, SumKey>(STAT_SUMS.map((s) => [s.file, s.key]));
+// A saved sum's tensor name: {hook point}.{file key}.
+const SAVED_SUM = new RegExp(`^(blocks\\.\\d+\\.(?:mlp|attn)\\.pre_out)\\.(${STAT_SUMS.map((s) => s.file).join('|')})$`);
 const FORMAT = 'excise-activation-stats';
 
 export class ActivationStats {
@@ -158,10 +176,10 @@ export class ActivationStats {
     if (!tokensT || tokensT.dtype !== 'F64') throw new ExciseError('ERR_INVALID_ARGUMENT', `${file}: missing "tokens"`);
     const sums = new Map<string, NeuronSums>();
     for (const [name, t] of Object.entries(tensors)) {
-      const m = /^(blocks\.\d+\.(?:mlp|attn)\.pre_out)\.(sum|sum_abs|sum_sq|sum_sqrt_abs|count_positive)$/.exec(name);
+      const m = SAVED_SUM.exec(name);
       if (!m) continue;
       if (t.dtype !== 'F64') throw new ExciseError('ERR_INVALID_ARGUMENT', `${file}: tensor ${name} must be F64`);
-      const key = SUM_KEYS.find((k) => FILE_KEYS[k] === m[2])!;
+      const key = KEY_OF_FILE.get(m[2])!;
       const entry = sums.get(m[1]) ?? ({} as NeuronSums);
       entry[key] = t.data;
       sums.set(m[1], entry);
