@@ -74,8 +74,9 @@ at::Tensor RotateHalf(const at::Tensor& x) {
 at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   const int64_t rot = cos.size(-1);
   const int64_t hd = x.size(-1);
-  at::Tensor c = cos.unsqueeze(0).unsqueeze(2);  // [1, seq, 1, rot]
-  at::Tensor s = sin.unsqueeze(0).unsqueeze(2);
+  // cos/sin [seq, rot] are shared by every row; [batch, seq, rot] (batched decoding) are per row.
+  at::Tensor c = cos.dim() == 3 ? cos.unsqueeze(2) : cos.unsqueeze(0).unsqueeze(2);  // [1|batch, seq, 1, rot]
+  at::Tensor s = sin.dim() == 3 ? sin.unsqueeze(2) : sin.unsqueeze(0).unsqueeze(2);
   if (rot == hd) return x * c + RotateHalf(x) * s;
   at::Tensor xr = x.narrow(-1, 0, rot);
   at::Tensor xp = x.narrow(-1, rot, hd - rot);
@@ -146,7 +147,19 @@ at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x
   q = q.transpose(1, 2);  // [B, H, S, hd]
   k = k.transpose(1, 2);  // [B, KV, S, hd]
   v = v.transpose(1, 2);
-  if (cache != nullptr) {
+  if (opts.slots != nullptr) {
+    // Write each row's new key/value at its own position, then attend over the cache's first
+    // keyLength positions (a view; rows are masked to their lengths by the caller's mask).
+    at::Tensor& ck = opts.slots->k[static_cast<size_t>(layer)];  // [R, KV, cap, hd]
+    at::Tensor& cv = opts.slots->v[static_cast<size_t>(layer)];
+    const int64_t cap = ck.size(2);
+    at::Tensor rowHead = at::arange(B * KV, opts.slots->positions.options()).view({B, KV});
+    at::Tensor flat = (rowHead * cap + opts.slots->positions.view({B, 1})).reshape({-1});  // [B * KV]
+    ck.view({-1, hd}).index_copy_(0, flat, k.select(2, 0).reshape({B * KV, hd}));
+    cv.view({-1, hd}).index_copy_(0, flat, v.select(2, 0).reshape({B * KV, hd}));
+    k = ck.narrow(0, 0, B).narrow(2, 0, opts.slots->keyLength);
+    v = cv.narrow(0, 0, B).narrow(2, 0, opts.slots->keyLength);
+  } else if (cache != nullptr) {
     auto& ck = cache->k[static_cast<size_t>(layer)];
     auto& cv = cache->v[static_cast<size_t>(layer)];
     if (ck.defined()) {
@@ -182,8 +195,11 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     cache->k.resize(static_cast<size_t>(cfg_.nLayers));
     cache->v.resize(static_cast<size_t>(cfg_.nLayers));
   }
+  SlotCache* slots = opts.slots;
+  if (slots != nullptr && (S != 1 || cache != nullptr)) throw Error(code::kInternal, "batched decoding takes one token per row and no KvCache");
   const int64_t past = cache != nullptr ? cache->length : 0;
-  const int64_t Sk = past + S;
+  const int64_t Sk = slots != nullptr ? slots->keyLength : past + S;
+  at::Tensor rowPositions = slots != nullptr ? slots->positions.view({B, 1}) : at::Tensor();  // [B, 1]
   auto longOpts = at::TensorOptions().dtype(at::kLong).device(device_);
 
   // Padding: keyValid [B, S] bool; only meaningful without a cache (generation runs unpadded).
@@ -208,12 +224,16 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
                                               std::to_string(rows) + " learned positions");
     }
   }
-  if (cfg_.positions == PositionKind::Learned) {
+  if (cfg_.positions == PositionKind::Learned && slots != nullptr) {
+    x = x + posEmbed.index_select(0, rowPositions.reshape({-1})).view({B, 1, -1});
+  } else if (cfg_.positions == PositionKind::Learned) {
     x = x + posEmbed.index_select(0, at::arange(past, Sk, longOpts)).unsqueeze(0);
   } else if (cfg_.positions == PositionKind::LearnedOptOffset) {
     // OPT: position = (number of real tokens so far) - 1; padding gets -1; table row = position + 2.
     at::Tensor pos;
-    if (padded) {
+    if (slots != nullptr) {
+      pos = rowPositions;  // unpadded rows: position = index
+    } else if (padded) {
       at::Tensor m = keyValid.to(at::kLong);
       pos = at::cumsum(m, 1) * m - 1 + past;
     } else {
@@ -222,7 +242,12 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     x = x + posEmbed.index_select(0, (pos + 2).reshape({-1})).view({B, S, -1});
   }
   at::Tensor cos, sin;
-  if (cfg_.positions == PositionKind::Rotary) {
+  if (cfg_.positions == PositionKind::Rotary && slots != nullptr) {
+    at::Tensor freqs = rowPositions.to(at::kFloat).unsqueeze(-1) * invFreq_;  // [B, 1, rot/2]
+    at::Tensor emb = at::cat({freqs, freqs}, -1);                              // [B, 1, rot]
+    cos = emb.cos().to(dtype_);
+    sin = emb.sin().to(dtype_);
+  } else if (cfg_.positions == PositionKind::Rotary) {
     at::Tensor pos = at::arange(past, Sk, longOpts).to(at::kFloat);
     at::Tensor freqs = at::outer(pos, invFreq_);  // [S, rot/2]
     at::Tensor emb = at::cat({freqs, freqs}, -1);  // [S, rot]
@@ -234,15 +259,20 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   // Otherwise a boolean mask [B|1, 1, S, Sk] (true = attend), one per distinct sliding window.
   bool anyWindowBites = false;
   for (int64_t w : cfg_.slidingWindow) anyWindowBites |= (w > 0 && Sk > w);
-  const bool needMask = padded || anyWindowBites || (past > 0 && S > 1);
+  const bool needMask = padded || anyWindowBites || (past > 0 && S > 1) || slots != nullptr;
   std::map<int64_t, at::Tensor> masks;
   auto maskFor = [&](int64_t window) -> at::Tensor {
     if (!needMask) return at::Tensor();
     if (window > 0 && Sk <= window) window = 0;
     auto it = masks.find(window);
     if (it != masks.end()) return it->second;
-    at::Tensor qAbs = at::arange(past, Sk, longOpts).unsqueeze(1);  // [S, 1]
     at::Tensor kIdx = at::arange(0, Sk, longOpts).unsqueeze(0);     // [1, Sk]
+    if (slots != nullptr) {  // each row's one query at its own position: [B, 1, 1, Sk]
+      at::Tensor allowed = kIdx <= rowPositions;
+      if (window > 0) allowed = allowed.logical_and((rowPositions - kIdx) < window);
+      return masks[window] = allowed.view({B, 1, 1, Sk});
+    }
+    at::Tensor qAbs = at::arange(past, Sk, longOpts).unsqueeze(1);  // [S, 1]
     at::Tensor allowed = kIdx <= qAbs;
     if (window > 0) allowed = allowed.logical_and((qAbs - kIdx) < window);
     allowed = allowed.unsqueeze(0).unsqueeze(0);  // [1, 1, S, Sk]
