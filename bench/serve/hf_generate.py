@@ -26,7 +26,7 @@ if args.threads:
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 torch.manual_seed(0)
 models = {
-    'demo': AutoModelForCausalLM.from_pretrained(os.path.join(root, 'assets', 'demo-model'), torch_dtype=torch.float32),
+    'demo': AutoModelForCausalLM.from_pretrained(os.path.join(root, 'assets', 'demo-model'), dtype=torch.float32),
     'gpt2': GPT2LMHeadModel(GPT2Config(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=50257)),
 }
 for name, m in models.items():

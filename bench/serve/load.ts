@@ -4,10 +4,13 @@
  * Reports requests/s, generated tokens/s, p50/p99 latency and the server's event-loop delay p99,
  * plus single-stream decode tokens/s through model.generate (compare: bench/serve/hf_generate.py).
  *
- *   npx tsx bench/serve/load.ts [--models demo,gpt2] [--concurrency 1,4,16] [--duration 10]
+ *   npx tsx bench/serve/load.ts [--models demo,gpt2] [--concurrency 1,4,16] [--rounds 4]
  *                               [--max-tokens 32] [--prompt-tokens 16]
  *
- * Requests are token-id prompts with ignore_eos, so every request generates exactly --max-tokens.
+ * Each level sends concurrency x rounds requests (autocannon --amount), token-id prompts with
+ * ignore_eos, so every request generates exactly --max-tokens. On a machine shared with other
+ * work, LibTorch's intra-op threads oversubscribe the cores: set OMP_NUM_THREADS (and --threads on
+ * the Python side) to what the machine can give.
  */
 import { spawn } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -21,12 +24,12 @@ const { values } = parseArgs({
   options: {
     models: { type: 'string', default: 'demo,gpt2' },
     concurrency: { type: 'string', default: '1,4,16' },
-    duration: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '8' },
     'max-tokens': { type: 'string', default: '32' },
     'prompt-tokens': { type: 'string', default: '16' },
   },
 });
-const duration = Number(values.duration);
+const rounds = Number(values.rounds);
 const maxTokens = Number(values['max-tokens']);
 const promptTokens = Number(values['prompt-tokens']);
 
@@ -47,7 +50,7 @@ interface AutocannonResult {
 function autocannon(url: string, connections: number, body: string): Promise<AutocannonResult> {
   const bin = join(root, 'node_modules', 'autocannon', 'autocannon.js');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, '-j', '-c', String(connections), '-d', String(duration), '-m', 'POST',
+    const child = spawn(process.execPath, [bin, '-j', '-c', String(connections), '-a', String(connections * rounds), '-m', 'POST',
       '-H', 'content-type=application/json', '-b', body, '-t', '120', url], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
@@ -56,7 +59,8 @@ function autocannon(url: string, connections: number, body: string): Promise<Aut
 }
 
 const info = runtimeInfo();
-console.log(`excise serve load test: LibTorch ${info.torchVersion}, CPU, float32; prompts of ${promptTokens} tokens, ${maxTokens} generated per request (ignore_eos), ${duration} s per level`);
+console.log(`excise serve load test: LibTorch ${info.torchVersion}, CPU, float32, OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(default)'}; ` +
+  `prompts of ${promptTokens} tokens, ${maxTokens} generated per request (ignore_eos), concurrency x ${rounds} requests per level`);
 const rows: string[] = ['| model | concurrency | req/s | generated tok/s | p50 latency ms | p99 latency ms | event-loop delay p99 ms |', '| --- | --- | --- | --- | --- | --- | --- |'];
 for (const name of values.models!.split(',')) {
   const model = await open(name);
@@ -77,12 +81,11 @@ for (const name of values.models!.split(',')) {
     const tokensBefore = server.metrics.completionTokens;
     const loop = monitorEventLoopDelay({ resolution: 5 });
     loop.enable();
-    const started = performance.now();
     const r = await autocannon(url, c, body);
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = r.duration;  // autocannon's own clock: first request to last answer
     loop.disable();
     const tokens = server.metrics.completionTokens - tokensBefore;
-    const row = `| ${name} | ${c} | ${(r.requests.total / r.duration).toFixed(2)} | ${(tokens / seconds).toFixed(1)} | ${r.latency.p50} | ${r.latency.p99} | ${(loop.percentile(99) / 1e6).toFixed(1)} |`;
+    const row = `| ${name} | ${c} | ${(r.requests.total / seconds).toFixed(2)} | ${(tokens / seconds).toFixed(1)} | ${r.latency.p50} | ${r.latency.p99} | ${(loop.percentile(99) / 1e6).toFixed(1)} |`;
     console.log(row + (r.non2xx || r.errors ? ` (${r.non2xx} non-2xx, ${r.errors} errors)` : ''));
     rows.push(row);
   }
