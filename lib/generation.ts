@@ -63,6 +63,11 @@ export class GenerationStream implements AsyncIterableIterator<StreamChunk> {
   private readonly tokens: number[] = [];
   private readonly logprobs: TokenLogprob[] | undefined;
   private emitted = '';
+  /**
+   * Whether anyone reads the chunks: until then (and for callers that only await `result`) text is
+   * decoded once at the end instead of after every token, unless stop strings need it.
+   */
+  private iterating = false;
   private readonly chunks: StreamChunk[] = [];
   private wake: (() => void) | undefined;
   private settled = false;
@@ -111,10 +116,12 @@ export class GenerationStream implements AsyncIterableIterator<StreamChunk> {
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<StreamChunk> {
+    this.iterating = true;
     return this;
   }
 
   async next(): Promise<IteratorResult<StreamChunk>> {
+    this.iterating = true;
     for (;;) {
       const chunk = this.chunks.shift();
       if (chunk) return { value: chunk, done: false };
@@ -151,21 +158,30 @@ export class GenerationStream implements AsyncIterableIterator<StreamChunk> {
         logprob = { token: event.token, logprob: event.logprob, top };
         this.logprobs.push(logprob);
       }
-      const full = await this.decode();
-      if (this.settled) return;
-      const stopAt = this.findStop(full);
-      if (stopAt >= 0) {
-        this.push(event.token, logprob, full.slice(0, stopAt));
-        this.settle('stop', full.slice(0, stopAt));
-        this.scheduler.cancel(this.id);
-        return;
+      if (!this.iterating && this.stop.length === 0) {
+        this.push(event.token, logprob, this.emitted);  // text comes with the last chunk
+      } else {
+        await this.textChunk(event.token, logprob);
       }
-      // Hold back an incomplete character, and a tail that could begin a stop string.
-      let safe = full.endsWith('\uFFFD') ? full.replace(/\uFFFD+$/, '') : full;
-      safe = safe.slice(0, safe.length - this.stopPrefixLength(safe));
-      this.push(event.token, logprob, safe);
     }
     if (event.finish) await this.finishWithText(event.finish);
+  }
+
+  /** Decodes the text so far and queues the chunk for `token`; ends the generation at a stop string. */
+  private async textChunk(token: number, logprob: TokenLogprob | undefined): Promise<void> {
+    const full = await this.decode();
+    if (this.settled) return;
+    const stopAt = this.findStop(full);
+    if (stopAt >= 0) {
+      this.push(token, logprob, full.slice(0, stopAt));
+      this.settle('stop', full.slice(0, stopAt));
+      this.scheduler.cancel(this.id);
+      return;
+    }
+    // Hold back an incomplete character, and a tail that could begin a stop string.
+    let safe = full.endsWith('\uFFFD') ? full.replace(/\uFFFD+$/, '') : full;
+    safe = safe.slice(0, safe.length - this.stopPrefixLength(safe));
+    this.push(token, logprob, safe);
   }
 
   /** Ends with the whole decoded text, releasing any held-back tail. */
