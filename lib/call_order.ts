@@ -15,9 +15,16 @@ export class CallOrder {
   private tail: Promise<void> = Promise.resolve();
   /** Calls made but not yet (wholly) in the native queue: while > 0, new calls must wait. */
   private unplaced = 0;
+  /** Calls placed so far: the decode engine lets a request join a session only while no other call came after it. */
+  private placed = 0;
+
+  get placedCount(): number {
+    return this.placed;
+  }
 
   /** A call that is one native job: `start` pushes it (and returns its promise). */
   single<T>(start: () => Promise<T>): Promise<T> {
+    this.placed++;
     let result: Promise<T>;
     if (this.unplaced === 0) {
       result = invoke(start);
@@ -34,6 +41,7 @@ export class CallOrder {
 
   /** A call made of several native jobs, issued over time by `run`. */
   multi<T>(run: () => Promise<T>): Promise<T> {
+    this.placed++;
     this.unplaced++;
     const result = this.tail.then(run).finally(() => {
       this.unplaced--;

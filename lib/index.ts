@@ -16,6 +16,10 @@ export {
   type ForwardResult,
   type Activation,
   type GenerateOptions,
+  type StreamOptions,
+  type ScoreRequest,
+  type ContinuationScoreOptions,
+  type ContinuationScore,
   type PruneMasks,
   type PruneOptions,
   type PruneResult,
@@ -40,3 +44,6 @@ export {
 } from './pipeline.js';
 export { formatStepsTable, renderPlotSvg, renderPlotPng, writeReport, PLOT_WIDTH, PLOT_HEIGHT, type PngOptions } from './report/index.js';
 export { Trainer, type TrainOptions, type TrainStepResult } from './train.js';
+export { GenerationStream, type StreamChunk, type GenerationResult, type TokenLogprob } from './generation.js';
+export type { EngineOptions, EngineStats, FinishReason } from './engine.js';
+export { createServer, type ServerOptions, type ExciseServer } from './serve/server.js';

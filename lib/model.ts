@@ -18,6 +18,8 @@ import { saveModelFolder, type SaveOptions } from './save.js';
 import { CallOrder } from './call_order.js';
 import { checkModelPath } from './model_path.js';
 import { Trainer, trainOptions, type TrainOptions } from './train.js';
+import { DecodeScheduler, type EngineOptions, type EngineStats } from './engine.js';
+import { GenerationStream, type GenerationResult } from './generation.js';
 
 /** Which neurons are pruned (1) per layer, and how many. */
 export interface PruneMasks {
@@ -51,6 +53,8 @@ export interface LoadOptions {
   device?: Device;
   /** Default: float32 on CPU; on CUDA the checkpoint's own dtype (config.json), else float32. */
   dtype?: Dtype;
+  /** Aborting rejects with ERR_ABORTED; a load already under way finishes and its model is disposed. */
+  signal?: AbortSignal;
 }
 
 export interface ModelConfig {
@@ -89,6 +93,8 @@ export interface ForwardOptions {
    * rows alone. Default false.
    */
   lastPositionOnly?: boolean;
+  /** Aborting rejects with ERR_ABORTED at once (the pass itself finishes on the model's thread and is dropped). */
+  signal?: AbortSignal;
 }
 
 export interface Activation {
@@ -116,6 +122,44 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop at the config's end-of-sequence token (default true). */
   stopAtEos?: boolean;
+  /** Sample among the most likely tokens whose probabilities add up to topP (nucleus; default 1 = all). */
+  topP?: number;
+  /** Stop strings (need the tokenizer): the text ends before the first one generated. */
+  stop?: readonly string[];
+  /** Time limit in milliseconds: the generation ends with the tokens so far (finishReason 'time'). */
+  maxTime?: number;
+  /** Aborting rejects with ERR_ABORTED and frees the request's slot before the next decoding step. */
+  signal?: AbortSignal;
+}
+
+export interface StreamOptions extends GenerateOptions {
+  /** Per-token log-probabilities: 0 for the chosen token's, k for it and the k most likely tokens'. */
+  logprobs?: number;
+}
+
+/** One prompt and the continuation to score. Strings need the tokenizer; the continuation is encoded without special tokens. */
+export interface ScoreRequest {
+  prompt: string | readonly number[];
+  continuation: string | readonly number[];
+}
+
+export interface ContinuationScoreOptions {
+  /** Rows per forward pass (default 8). */
+  batchSize?: number;
+  signal?: AbortSignal;
+}
+
+export interface ContinuationScore {
+  /** The continuation's token ids. */
+  tokens: number[];
+  /** log p(token | everything before it), natural log, one per continuation token. */
+  logprobs: number[];
+  /** Their sum: the continuation's log-likelihood. */
+  sum: number;
+  /** Number of continuation tokens. */
+  count: number;
+  /** Whether every continuation token is the model's most likely token (greedy decoding would produce it). */
+  greedy: boolean;
 }
 
 function checkKeys(where: string, options: object, allowed: readonly string[]): void {
@@ -200,6 +244,9 @@ export class Model {
   private disposed = false;
   /** Every public call takes its place here when it is made. */
   private readonly order = new CallOrder();
+  /** Continuous batching of generate/stream (created at the first one). */
+  private scheduler: DecodeScheduler | undefined;
+  private engineOptions: Required<EngineOptions> | undefined;
 
   /** @internal Use loadModel(). */
   constructor(handle: NativeModel, dir: string | undefined, tokenizer: Tokenizer | undefined) {
@@ -264,9 +311,11 @@ export class Model {
    */
   async forward(inputIds: TokenBatch, options: ForwardOptions = {}): Promise<ForwardResult> {
     checkOptionsObject('forward(options)', options);
-    checkKeys('forward', options, ['attentionMask', 'capture', 'lastPositionOnly']);
+    checkKeys('forward', options, ['attentionMask', 'capture', 'lastPositionOnly', 'signal']);
     const lastPositionOnly = options.lastPositionOnly ?? false;
     if (typeof lastPositionOnly !== 'boolean') throw invalidArgument('forward: lastPositionOnly', 'a boolean', lastPositionOnly);
+    checkSignal('forward', (options as ForwardOptions).signal);
+    if ((options as ForwardOptions).signal?.aborted) throw new ExciseError('ERR_ABORTED', 'forward: aborted');
     const handle = this.live();
     const ids = flattenBatch(inputIds, 'inputIds');
     this.checkTokenRange(ids.data, ids.seq, 'inputIds');
@@ -280,36 +329,166 @@ export class Model {
       mask = m.data;
     }
     const capture = this.checkCapture(options.capture);
-    const r = await withCallerStack(() => this.order.single(() => handle.forward(ids.data, ids.batch, ids.seq, mask, capture, lastPositionOnly)));
+    const run = this.order.single(() => handle.forward(ids.data, ids.batch, ids.seq, mask, capture, lastPositionOnly));
+    // A forward cannot stop half-way: an abort rejects at once and its result is dropped when it arrives.
+    const r = await withCallerStack(() => raceAbort(run, (options as ForwardOptions).signal, 'forward'));
     return r as ForwardResult;
   }
 
   /**
    * Continues a prompt with a KV cache. A string prompt needs the tokenizer and resolves to the
-   * generated text (without the prompt); token ids resolve to the generated ids.
+   * generated text (without the prompt); token ids resolve to the generated ids. Concurrent calls
+   * are decoded together (continuous batching; see `stream`), each with its own settings and seed.
    */
   generate(prompt: string, options: GenerateOptions): Promise<string>;
   generate(prompt: readonly number[], options: GenerateOptions): Promise<number[]>;
   async generate(prompt: string | readonly number[], options: GenerateOptions): Promise<string | number[]> {
-    checkOptionsObject('generate(options)', options);
-    checkKeys('generate', options, ['maxNewTokens', 'temperature', 'topK', 'seed', 'stopAtEos']);
-    const { maxNewTokens, temperature = 0, topK = 0, seed = 0, stopAtEos = true } = options;
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw invalidArgument('generate: maxNewTokens', 'a positive integer', maxNewTokens);
-    if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw invalidArgument('generate: temperature', 'a number >= 0', temperature);
-    if (!Number.isInteger(topK) || topK < 0) throw invalidArgument('generate: topK', 'an integer >= 0', topK);
-    if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('generate: seed', 'a non-negative integer', seed);
+    // Token ids in, token ids out: no text to decode unless stop strings need it.
+    const wantText = typeof prompt === 'string' || (Array.isArray(options?.stop) && options.stop.length > 0);
+    const stream = this.startGeneration('generate', prompt, options, GENERATE_KEYS, wantText);
+    const r = await withCallerStack(() => stream.result);
+    return typeof prompt === 'string' ? r.text : r.tokens;
+  }
+
+  /**
+   * Generates as `generate` does, chunk by chunk: `for await (const chunk of model.stream(...))`
+   * gives each generated token with the text it completes (never half a UTF-8 character); the
+   * stream's `result` resolves to the whole generation (text, tokens, finishReason, log-probabilities).
+   * Requests on one model made while it generates join the running batch between two decoding steps.
+   */
+  stream(prompt: string | readonly number[], options: StreamOptions): GenerationStream {
+    return this.startGeneration('stream', prompt, options, [...GENERATE_KEYS, 'logprobs'], true);
+  }
+
+  /** Like `stream(...).result`, for callers that want the finish reason and log-probabilities without the chunks. */
+  generateDetailed(prompt: string | readonly number[], options: StreamOptions): Promise<GenerationResult> {
+    return this.startGeneration('generateDetailed', prompt, options, [...GENERATE_KEYS, 'logprobs'], true).result;
+  }
+
+  /**
+   * Sets the decode engine's size (applies from the next batch of generations, in call order):
+   * `maxBatch` requests decoded together, `maxSequence` positions per request.
+   */
+  configureEngine(options: EngineOptions): void {
+    checkOptionsObject('configureEngine(options)', options);
+    checkKeys('configureEngine', options, ['maxBatch', 'maxSequence']);
+    const { maxBatch = 16, maxSequence = this.defaultMaxSequence() } = options as EngineOptions;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1024) throw invalidArgument('configureEngine: maxBatch', 'an integer in [1, 1024]', maxBatch);
+    if (!Number.isInteger(maxSequence) || maxSequence < 2 || maxSequence > 1 << 20) throw invalidArgument('configureEngine: maxSequence', 'an integer in [2, 2^20]', maxSequence);
+    this.live();
+    this.engineOptions = { maxBatch, maxSequence };
+    const old = this.scheduler;
+    this.scheduler = undefined;
+    if (old) void this.order.single(() => old.release() ?? Promise.resolve()).catch(() => {});
+  }
+
+  /** The decode engine's state (for metrics): active and waiting requests, last batch size, steps, tokens. */
+  get engineStats(): EngineStats {
+    const s = this.scheduler?.stats ?? { active: 0, waiting: 0, batch: 0, steps: 0, tokens: 0 };
+    return { ...s };
+  }
+
+  /**
+   * Log-probabilities of continuations given prompts, batched on the device: per token, summed,
+   * the token count, and whether greedy decoding would produce the continuation.
+   */
+  async score(requests: readonly ScoreRequest[], options: ContinuationScoreOptions = {}): Promise<ContinuationScore[]> {
+    checkOptionsObject('score(options)', options);
+    checkKeys('score', options, ['batchSize', 'signal']);
+    const { batchSize = 8, signal } = options as ContinuationScoreOptions;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw invalidArgument('score: batchSize', 'a positive integer', batchSize);
+    checkSignal('score', signal);
+    if (!Array.isArray(requests)) throw invalidArgument('score(requests)', 'an array of { prompt, continuation }', requests);
+    const handle = this.live();
+    const rows = requests.map((r: unknown, i) => {
+      if (r === null || typeof r !== 'object') throw invalidArgument(`score: requests[${i}]`, '{ prompt, continuation }', r);
+      const { prompt, continuation } = r as ScoreRequest;
+      const p = this.tokenIds(prompt, `score: requests[${i}].prompt`, true);
+      const c = this.tokenIds(continuation, `score: requests[${i}].continuation`, false);
+      return { prompt: p, continuation: c };
+    });
+    if (signal?.aborted) throw new ExciseError('ERR_ABORTED', 'score: aborted');
+    return withCallerStack(() => this.order.multi(async () => {
+      const out: ContinuationScore[] = [];
+      for (let start = 0; start < rows.length; start += batchSize) {
+        if (signal?.aborted) throw new ExciseError('ERR_ABORTED', 'score: aborted');
+        const batch = rows.slice(start, start + batchSize);
+        const seq = Math.max(...batch.map((r) => r.prompt.length + r.continuation.length));
+        const ids = new Int32Array(batch.length * seq);
+        const mask = new Int32Array(batch.length * seq);
+        const targets = new Int32Array(batch.length * seq);
+        batch.forEach((r, b) => {
+          const all = [...r.prompt, ...r.continuation];
+          for (let t = 0; t < all.length; t++) {
+            ids[b * seq + t] = all[t];
+            mask[b * seq + t] = 1;
+            if (t >= r.prompt.length) targets[b * seq + t] = 1;
+          }
+        });
+        const padded = batch.some((r) => r.prompt.length + r.continuation.length < seq);
+        const { logprobs, greedy } = await native().scoreTokens(handle, ids, batch.length, seq, padded ? mask : null, targets);
+        let k = 0;
+        for (const r of batch) {
+          const n = r.continuation.length;
+          const lps = Array.from(logprobs.subarray(k, k + n));
+          const allGreedy = greedy.subarray(k, k + n).every((g) => g === 1);
+          k += n;
+          out.push({ tokens: [...r.continuation], logprobs: lps, sum: lps.reduce((a, b) => a + b, 0), count: n, greedy: allGreedy });
+        }
+      }
+      return out;
+    }));
+  }
+
+  private defaultMaxSequence(): number {
+    return Math.max(2, Math.min(this.config.maxPositions || 2048, 2048));
+  }
+
+  /** Token ids of a prompt or continuation (strings through the tokenizer), checked. */
+  private tokenIds(value: unknown, name: string, addSpecialTokens: boolean): number[] {
+    const ids = typeof value === 'string' ? this.tokenizer.encode(value, { addSpecialTokens }) : value;
+    if (!Array.isArray(ids) || ids.length === 0) throw invalidArgument(name, 'a non-empty string or array of token ids', value);
+    const data = flattenBatch([ids], name).data;
+    this.checkTokenRange(data, data.length, name);
+    return Array.from(data);
+  }
+
+  /** Validates, then submits to the decode engine; `wantText` decodes text chunks (when there is a tokenizer). */
+  private startGeneration(where: string, prompt: string | readonly number[], options: StreamOptions, allowed: readonly string[], wantText: boolean): GenerationStream {
+    checkOptionsObject(`${where}(options)`, options);
+    checkKeys(where, options, allowed);
+    const { maxNewTokens, temperature = 0, topK = 0, topP = 1, seed = 0, stopAtEos = true, stop = [], maxTime, signal, logprobs = -1 } = options;
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw invalidArgument(`${where}: maxNewTokens`, 'a positive integer', maxNewTokens);
+    if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw invalidArgument(`${where}: temperature`, 'a number >= 0', temperature);
+    if (!Number.isInteger(topK) || topK < 0) throw invalidArgument(`${where}: topK`, 'an integer >= 0', topK);
+    if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw invalidArgument(`${where}: topP`, 'a number in (0, 1]', topP);
+    if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw invalidArgument(`${where}: seed`, 'a non-negative integer', seed);
+    if (!Array.isArray(stop) || !stop.every((x) => typeof x === 'string' && x.length > 0)) throw invalidArgument(`${where}: stop`, 'an array of non-empty strings', stop);
+    if (maxTime !== undefined && (typeof maxTime !== 'number' || !(maxTime > 0) || !Number.isFinite(maxTime))) throw invalidArgument(`${where}: maxTime`, 'a positive number of milliseconds', maxTime);
+    if (logprobs !== -1 && (!Number.isInteger(logprobs) || logprobs < 0 || logprobs > 100)) throw invalidArgument(`${where}: logprobs`, 'an integer in [0, 100]', logprobs);
+    checkSignal(where, signal);
     const handle = this.live();
     const asText = typeof prompt === 'string';
     const ids = asText ? this.tokenizer.encode(prompt) : prompt;
-    if (!Array.isArray(ids) || ids.length === 0) throw invalidArgument('generate: prompt', 'a non-empty string or array of token ids', prompt);
+    if (!Array.isArray(ids) || ids.length === 0) throw invalidArgument(`${where}: prompt`, 'a non-empty string or array of token ids', prompt);
     const data = flattenBatch([ids], 'prompt').data;
     this.checkTokenRange(data, data.length, 'prompt');
+    if (stop.length > 0) void this.tokenizer;  // ERR_TOKENIZER_MISSING: stop strings are matched in text
+    this.engineOptions ??= { maxBatch: 16, maxSequence: this.defaultMaxSequence() };
+    const { maxBatch, maxSequence } = this.engineOptions;
+    if (data.length >= maxSequence) {
+      throw new ExciseError('ERR_INVALID_ARGUMENT', `${where}: the prompt has ${data.length} tokens; the decode engine holds ${maxSequence} positions per sequence (prompt and generated tokens; model.configureEngine({ maxSequence }))`);
+    }
+    this.scheduler ??= new DecodeScheduler(handle, this.order, { maxBatch, maxSequence });
     const stopIds = stopAtEos ? [...this.config.eosTokenIds] : [];
-    return withCallerStack(() => this.order.single(async () => {
-      const tokens = Array.from(await handle.generate(data, { maxNewTokens, temperature, topK, seed, stopIds }));
-      // Decoded inside the call's turn: a dispose() made after this call frees the tokenizer later.
-      return asText ? this.tokenizer.decode(tokens) : tokens;
-    }));
+    return new GenerationStream({
+      scheduler: this.scheduler,
+      tokenizer: wantText ? this.tokenizerInstance : undefined,
+      request: { prompt: data, maxNewTokens, temperature, topK, topP, seed, stopIds, logprobs },
+      stop,
+      maxTime,
+      signal,
+    }, data.length);
   }
 
   /**
@@ -461,7 +640,10 @@ export class Model {
   async dispose(): Promise<void> {
     if (this.disposed) return this.order.idle();
     this.disposed = true;
+    const scheduler = this.scheduler;
+    this.scheduler = undefined;
     await this.order.single(async () => {
+      await scheduler?.release();  // the KV cache, before the weights
       await this.handle.dispose();
       this.tokenizerInstance?.dispose();
     });
@@ -497,9 +679,28 @@ export class Model {
   }
 }
 
+const GENERATE_KEYS = ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'stopAtEos', 'stop', 'maxTime', 'signal'] as const;
+
+function checkSignal(where: string, signal: unknown): asserts signal is AbortSignal | undefined {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument(`${where}: signal`, 'an AbortSignal', signal);
+}
+
+/** The promise's outcome, or ERR_ABORTED as soon as the signal aborts (the work itself is not stopped). */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined, where: string): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => {});
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new ExciseError('ERR_ABORTED', `${where}: aborted`));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 function checkLoadOptions(options: unknown): { device: string; dtype: string } {
   checkOptionsObject('loadModel(options)', options);
-  checkKeys('loadModel', options, ['device', 'dtype']);
+  checkKeys('loadModel', options, ['device', 'dtype', 'signal']);
+  checkSignal('loadModel', options.signal);
   const device = options.device === undefined ? 'cpu' : validateDevice(options.device);
   const dtype = options.dtype === undefined ? '' : validateDtype(options.dtype);
   return { device, dtype };
@@ -520,10 +721,16 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const tokenizer = hasTokenizer ? Tokenizer.fromFile(tokenizerFile) : undefined;
   let handle: NativeModel;
   try {
+    if (options.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'loadModel: aborted');
     handle = await withCallerStack(() => native().loadModel(abs, device, dtype));
   } catch (err) {
     tokenizer?.dispose();
     throw err;
+  }
+  if (options.signal?.aborted) {
+    tokenizer?.dispose();
+    await handle.dispose();
+    throw new ExciseError('ERR_ABORTED', 'loadModel: aborted');
   }
   return new Model(handle, abs, tokenizer);
 }
@@ -534,7 +741,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
  */
 export async function createRandomModel(config: Record<string, unknown>, options: LoadOptions & { seed?: number } = {}): Promise<Model> {
   if (config === null || typeof config !== 'object') throw invalidArgument('createRandomModel(config)', 'a config.json object', config);
-  const { seed = 0, ...rest } = options;
+  const { seed = 0, signal: _signal, ...rest } = options;
   if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('createRandomModel: seed', 'a non-negative integer', seed);
   const { device, dtype } = checkLoadOptions(rest);
   let configJson: string;

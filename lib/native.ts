@@ -106,6 +106,40 @@ export interface NativeModel {
   saveWeights(dir: string, maxShardBytes: number, dtype?: string): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
 }
 
+/** Opaque handle of a model's native decode engine (native/decode_engine.h). */
+export type NativeDecodeEngine = { readonly __brand: 'NativeDecodeEngine' };
+
+/** One request as the decode engine takes it. */
+export interface NativeDecodeRequest {
+  id: number;
+  prompt: Int32Array;
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number;
+  stopIds: number[];
+  /** -1: none; 0: the chosen token's; k: and the k most likely tokens'. */
+  logprobs: number;
+}
+
+/** One generated token (token -1: none, on a cancellation); `finish` on a request's last event. */
+export interface NativeTokenEvent {
+  id: number;
+  token: number;
+  logprob: number;
+  topIds?: Int32Array;
+  topLogprobs?: Float32Array;
+  finish?: 'stop' | 'length' | 'cancelled';
+}
+
+export interface NativeStepResult {
+  events: NativeTokenEvent[];
+  active: number;
+  waiting: number;
+  batch: number;
+}
+
 /** Pruned neurons per layer (1 = pruned). */
 export interface NativeMasks {
   ff: Uint8Array[];
@@ -134,6 +168,16 @@ export interface NativeBinding {
   readSafetensors(path: string): Promise<NativeSafetensorsContents>;
   /** Atomic write (temporary file + rename); rejects with ExciseError. */
   writeSafetensors(path: string, tensors: Record<string, NativeSafetensorsTensor>, metadata?: Record<string, string>): Promise<void>;
+  /** A decode engine for the model (its KV cache is allocated on first use). */
+  engineCreate(model: NativeModel, maxBatch: number, maxSequence: number): NativeDecodeEngine;
+  /** One decoding step on the model's thread, admitting `admit` first. */
+  engineStep(model: NativeModel, engine: NativeDecodeEngine, admit: NativeDecodeRequest[]): Promise<NativeStepResult>;
+  /** Any time: the request stops before the engine's next step. */
+  engineCancel(engine: NativeDecodeEngine, id: number): void;
+  /** Frees the engine's cache and forgets its requests (a job in call order). */
+  engineReset(model: NativeModel, engine: NativeDecodeEngine): Promise<void>;
+  /** log p of the tokens at the positions where targets is 1 (row-major), and whether each was the argmax. */
+  scoreTokens(model: NativeModel, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, targets: Int32Array): Promise<{ logprobs: Float32Array; greedy: Uint8Array }>;
   /** Stops every model thread of the process after its running job (called just before exit). */
   stopModelThreadsForExit(): void;
   [name: string]: unknown;

@@ -158,6 +158,18 @@ export class Tokenizer {
     return this.worker().call({ op: 'decode', arg: [...ids], skipSpecialTokens: options.skipSpecialTokens ?? true }) as string;
   }
 
+  /** Text of token ids, asynchronously (off the JS thread: for streaming many generations at once). */
+  async decodeAsync(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): Promise<string> {
+    if (!Array.isArray(ids) || !ids.every((i) => Number.isInteger(i) && i >= 0 && i <= 0xffffffff)) {
+      throw invalidArgument('tokenizer.decodeAsync(ids)', 'an array of non-negative integer token ids (below 2^32)', ids);
+    }
+    try {
+      return await this.native.decode([...ids], options.skipSpecialTokens ?? true);
+    } catch (err) {
+      throw new ExciseError('ERR_TOKENIZER_INVALID', `${this.file}: tokenizer: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   /** Encodes many texts at once, asynchronously and in parallel (for datasets). */
   async encodeBatch(texts: readonly string[], options: { addSpecialTokens?: boolean } = {}): Promise<number[][]> {
     if (!Array.isArray(texts) || !texts.every((t) => typeof t === 'string')) {

@@ -18,6 +18,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stopModelThreadsForExit", Napi::Function::New(env, excise::StopModelThreadsForExitJs, "stopModelThreadsForExit"));
   exports.Set("loadModel", Napi::Function::New(env, excise::LoadModelJs, "loadModel"));
   exports.Set("createRandomModel", Napi::Function::New(env, excise::CreateRandomModelJs, "createRandomModel"));
+  exports.Set("engineCreate", Napi::Function::New(env, excise::EngineCreateJs, "engineCreate"));
+  exports.Set("engineStep", Napi::Function::New(env, excise::EngineStepJs, "engineStep"));
+  exports.Set("engineCancel", Napi::Function::New(env, excise::EngineCancelJs, "engineCancel"));
+  exports.Set("engineReset", Napi::Function::New(env, excise::EngineResetJs, "engineReset"));
+  exports.Set("scoreTokens", Napi::Function::New(env, excise::ScoreTokensJs, "scoreTokens"));
   return exports;
 }
 

@@ -9,5 +9,11 @@ Napi::Value SetTf32Js(const Napi::CallbackInfo& info);       // runtime_binding.
 Napi::Value ReadSafetensorsJs(const Napi::CallbackInfo& info);   // safetensors_binding.cc
 Napi::Value WriteSafetensorsJs(const Napi::CallbackInfo& info);  // safetensors_binding.cc
 Napi::Value StopModelThreadsForExitJs(const Napi::CallbackInfo& info);  // worker.cc
+// engine_binding.cc: the decode engine (decode_engine.h) and scoring (score.h) of a model.
+Napi::Value EngineCreateJs(const Napi::CallbackInfo& info);
+Napi::Value EngineStepJs(const Napi::CallbackInfo& info);
+Napi::Value EngineCancelJs(const Napi::CallbackInfo& info);
+Napi::Value EngineResetJs(const Napi::CallbackInfo& info);
+Napi::Value ScoreTokensJs(const Napi::CallbackInfo& info);
 
 }  // namespace excise

@@ -94,8 +94,9 @@ at::Tensor RotateEveryTwo(const at::Tensor& x) {
 at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved) {
   const int64_t rot = cos.size(-1);
   const int64_t hd = x.size(-1);
-  at::Tensor c = cos.unsqueeze(0).unsqueeze(2);  // [1, seq, 1, rot]
-  at::Tensor s = sin.unsqueeze(0).unsqueeze(2);
+  // cos/sin [seq, rot] are shared by every row; [batch, seq, rot] (batched decoding) are per row.
+  at::Tensor c = cos.dim() == 3 ? cos.unsqueeze(2) : cos.unsqueeze(0).unsqueeze(2);  // [1|batch, seq, 1, rot]
+  at::Tensor s = sin.dim() == 3 ? sin.unsqueeze(2) : sin.unsqueeze(0).unsqueeze(2);
   auto rotate = [&](const at::Tensor& t) { return interleaved ? RotateEveryTwo(t) : RotateHalf(t); };
   if (rot == hd) return x * c + rotate(x) * s;
   at::Tensor xr = x.narrow(-1, 0, rot);
@@ -211,7 +212,19 @@ at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x
   q = q.transpose(1, 2);  // [B, H, S, hd]
   k = k.transpose(1, 2);  // [B, KV, S, hd]
   v = v.transpose(1, 2);
-  if (cache != nullptr) {
+  if (opts.slots != nullptr) {
+    // Write each row's new key/value at its own position, then attend over the cache's first
+    // keyLength positions (a view; rows are masked to their lengths by the caller's mask).
+    at::Tensor& ck = opts.slots->k[static_cast<size_t>(layer)];  // [R, KV, cap, hd]
+    at::Tensor& cv = opts.slots->v[static_cast<size_t>(layer)];
+    const int64_t cap = ck.size(2);
+    at::Tensor rowHead = at::arange(B * KV, opts.slots->positions.options()).view({B, KV});
+    at::Tensor flat = (rowHead * cap + opts.slots->positions.view({B, 1})).reshape({-1});  // [B * KV]
+    ck.view({-1, hd}).index_copy_(0, flat, k.select(2, 0).reshape({B * KV, hd}));
+    cv.view({-1, hd}).index_copy_(0, flat, v.select(2, 0).reshape({B * KV, hd}));
+    k = ck.narrow(0, 0, B).narrow(2, 0, opts.slots->keyLength);
+    v = cv.narrow(0, 0, B).narrow(2, 0, opts.slots->keyLength);
+  } else if (cache != nullptr) {
     auto& ck = cache->k[static_cast<size_t>(layer)];
     auto& cv = cache->v[static_cast<size_t>(layer)];
     if (ck.defined()) {
@@ -251,8 +264,11 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     cache->k.resize(static_cast<size_t>(cfg_.nLayers));
     cache->v.resize(static_cast<size_t>(cfg_.nLayers));
   }
+  SlotCache* slots = opts.slots;
+  if (slots != nullptr && (S != 1 || cache != nullptr)) throw Error(code::kInternal, "batched decoding takes one token per row and no KvCache");
   const int64_t past = cache != nullptr ? cache->length : 0;
-  const int64_t Sk = past + S;
+  const int64_t Sk = slots != nullptr ? slots->keyLength : past + S;
+  at::Tensor rowPositions = slots != nullptr ? slots->positions.view({B, 1}) : at::Tensor();  // [B, 1]
   auto longOpts = at::TensorOptions().dtype(at::kLong).device(device_);
 
   // Padding: keyValid [B, S] bool; only meaningful without a cache (generation runs unpadded).
@@ -291,12 +307,16 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
                                               std::to_string(rows) + " learned positions");
     }
   }
-  if (cfg_.positions == PositionKind::Learned) {
+  if (cfg_.positions == PositionKind::Learned && slots != nullptr) {
+    x = x + posEmbed.index_select(0, rowPositions.reshape({-1})).view({B, 1, -1});
+  } else if (cfg_.positions == PositionKind::Learned) {
     x = x + posEmbed.index_select(0, at::arange(past, Sk, longOpts)).unsqueeze(0);
   } else if (cfg_.positions == PositionKind::LearnedOptOffset) {
     // OPT: position = (number of real tokens so far) - 1; padding gets -1; table row = position + 2.
     at::Tensor pos;
-    if (padded) {
+    if (slots != nullptr) {
+      pos = rowPositions;  // unpadded rows: position = index
+    } else if (padded) {
       at::Tensor m = keyValid.to(at::kLong);
       pos = at::cumsum(m, 1) * m - 1 + past;
     } else {
@@ -306,9 +326,10 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   }
   at::Tensor cos, sin, cosLocal, sinLocal;
   if (cfg_.positions == PositionKind::Rotary) {
-    at::Tensor pos = at::arange(past, Sk, longOpts).to(at::kFloat);
+    // Positions [S] shared by every row, or [B, 1] per row in batched decoding (slots).
+    at::Tensor pos = slots != nullptr ? rowPositions.to(at::kFloat) : at::arange(past, Sk, longOpts).to(at::kFloat);
     auto table = [&](const at::Tensor& invFreq, at::Tensor& c, at::Tensor& s) {
-      at::Tensor freqs = at::outer(pos, invFreq);  // [S, rot/2]
+      at::Tensor freqs = pos.unsqueeze(-1) * invFreq;  // [S, rot/2] or [B, 1, rot/2] (as at::outer)
       // [S, rot]: halves [f | f] for rotate_half, pairs [f0 f0 f1 f1 ...] for interleaved rotary.
       at::Tensor emb = cfg_.rotaryInterleaved ? freqs.repeat_interleave(2, -1) : at::cat({freqs, freqs}, -1);
       c = emb.cos().to(dtype_);
@@ -324,18 +345,25 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   // (SDPA would convert a boolean mask again in every layer).
   bool anyWindowBites = false;
   for (int64_t w : cfg_.slidingWindow) anyWindowBites |= (w > 0 && Sk > w);
-  const bool needMask = keyMaskNeeded || anyWindowBites || (past > 0 && S > 1);
+  const bool needMask = keyMaskNeeded || anyWindowBites || (past > 0 && S > 1) || slots != nullptr;
   std::map<int64_t, at::Tensor> masks;
   auto maskFor = [&](int64_t window) -> at::Tensor {
     if (!needMask) return at::Tensor();
     if (window > 0 && Sk <= window) window = 0;
     auto it = masks.find(window);
     if (it != masks.end()) return it->second;
-    at::Tensor qAbs = at::arange(past, Sk, longOpts).unsqueeze(1);  // [S, 1]
     at::Tensor kIdx = at::arange(0, Sk, longOpts).unsqueeze(0);     // [1, Sk]
-    at::Tensor allowed = kIdx <= qAbs;
-    if (window > 0) allowed = allowed.logical_and((qAbs - kIdx) < window);
-    allowed = allowed.unsqueeze(0).unsqueeze(0);  // [1, 1, S, Sk]
+    at::Tensor allowed;
+    if (slots != nullptr) {  // each row's one query at its own position: [B, 1, 1, Sk]
+      allowed = kIdx <= rowPositions;
+      if (window > 0) allowed = allowed.logical_and((rowPositions - kIdx) < window);
+      allowed = allowed.view({B, 1, 1, Sk});
+    } else {
+      at::Tensor qAbs = at::arange(past, Sk, longOpts).unsqueeze(1);  // [S, 1]
+      allowed = kIdx <= qAbs;
+      if (window > 0) allowed = allowed.logical_and((qAbs - kIdx) < window);
+      allowed = allowed.unsqueeze(0).unsqueeze(0);  // [1, 1, S, Sk]
+    }
     if (keyMaskNeeded) {
       allowed = allowed.logical_and(keyValid.view({B, 1, 1, Sk}));
       // A query with no visible key (left padding) would give NaN; let it see every key instead.

@@ -52,10 +52,21 @@ struct KvCache {
   int64_t length = 0;
 };
 
+// Batched decoding over a preallocated cache (decode_engine.h). Row b of `ids` [B, 1] is the next
+// token of the sequence held in cache row b, at position positions[b]: its key and value are
+// written in place at that position, and attention runs over the first keyLength positions with
+// each row masked to its own length (and sliding window).
+struct SlotCache {
+  std::vector<at::Tensor> k, v;  // per layer [rows >= B, nKvHeads, capacity, headDim]
+  at::Tensor positions;          // [B] int64 on the model's device
+  int64_t keyLength = 0;         // max(positions) + 1 <= capacity
+};
+
 struct ForwardOptions {
   at::Tensor attentionMask;     // [batch, seq] (1 = token, 0 = padding), any int/bool dtype; may be undefined
   const HookSet* hooks = nullptr;
   KvCache* cache = nullptr;     // when set, keys/values are appended and positions continue after it
+  SlotCache* slots = nullptr;   // batched decoding (see SlotCache); ids must be [B, 1], no cache
   bool lastTokenOnly = false;   // compute logits for the last position only (generation)
   bool computeLogits = true;    // false: no final norm / LM head (statistics collection)
   int64_t stopAfterLayer = -1;  // with computeLogits false: skip the layers after this one

@@ -17,6 +17,7 @@ namespace tags {
 inline constexpr napi_type_tag kModelConstruction = {0x6c1f0a5e2b9d4c37ULL, 0x9a8e7d6c5b4a3928ULL};
 inline constexpr napi_type_tag kStatsSession = {0x3e5d7c9b1a2f4e6dULL, 0x8c7b6a5948372615ULL};
 inline constexpr napi_type_tag kTrainer = {0x52a4c6e8f0b2d4f6ULL, 0x1b3d5f7a9c2e4061ULL};
+inline constexpr napi_type_tag kDecodeEngine = {0x7d3b1f5a9e2c4a68ULL, 0x2f4e6a8c0b1d3f57ULL};
 }  // namespace tags
 
 // A new tagged External owning a shared_ptr<T> (freed when JS collects the handle).

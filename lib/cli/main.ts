@@ -17,9 +17,10 @@ import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
 import { mergeCommand } from './merge.js';
 import { pruneCommand } from './prune.js';
+import { serveCommand } from './serve.js';
 import { setupCommand } from './setup.js';
 
-const COMMANDS: Command[] = [pruneCommand, demoCommand, evalCommand, collectCommand, mergeCommand, infoCommand, setupCommand, buildCommand, doctorCommand];
+const COMMANDS: Command[] = [pruneCommand, demoCommand, evalCommand, collectCommand, mergeCommand, infoCommand, serveCommand, setupCommand, buildCommand, doctorCommand];
 
 function version(): string {
   // lib/cli/main.ts and dist/cli/main.js both sit two folders below package.json.
