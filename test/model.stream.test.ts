@@ -212,6 +212,36 @@ describe('the decode engine', () => {
   });
 });
 
+describe('batched decoding across architectures', () => {
+  const variantsDir = join(goldenDir, '..', 'hf-variants');
+  const cases = [
+    ...['gpt2', 'opt', 'gpt_neox', 'llama', 'qwen2'].map((n) => join(goldenDir, n)),
+    // sliding windows of 5 (each row masked by its own position), post-LN OPT, MQA, sequential NeoX
+    ...['mistral_window', 'qwen2_window', 'opt_postln_proj', 'llama_mqa_tied', 'neox_sequential'].map((n) => join(variantsDir, n)),
+  ];
+  it.each(cases)('%s: 6 concurrent greedy requests = the same one at a time = argmax of forward()', async (dir) => {
+    const model = await loadModel(dir);
+    try {
+      const vocab = model.config.vocabSize;
+      const ps = Array.from({ length: 6 }, (_, i) => Array.from({ length: 2 + i + (i % 2) * 3 }, (_, t) => (i * 13 + t * 7 + 1) % vocab));
+      const opts = { maxNewTokens: 7, stopAtEos: false };
+      const sequential: number[][] = [];
+      for (const p of ps) sequential.push(await model.generate(p, opts));
+      expect(await Promise.all(ps.map((p) => model.generate(p, opts)))).toEqual(sequential);
+      // The longest prompt, re-run whole: every cached position and window is right.
+      const seq = [...ps[5]];
+      for (let i = 0; i < 7; i++) {
+        const { logits } = await model.forward([seq]);
+        const lp = logSoftmax(logits, (seq.length - 1) * vocab, vocab);
+        seq.push(lp.indexOf(Math.max(...lp)));
+      }
+      expect(sequential[5]).toEqual(seq.slice(ps[5].length));
+    } finally {
+      await model.dispose();
+    }
+  });
+});
+
 describe('incremental text', () => {
   it('never splits a UTF-8 character across chunks, whatever the token boundaries', async () => {
     const model = await loadModel(demoDir);
