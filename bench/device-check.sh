@@ -11,7 +11,8 @@
 #
 # Usage, from the repository root on the GPU machine:   bash bench/device-check.sh
 # Rehearsal on a CPU machine (no CUDA needed; reuses the addon built here, device cpu, tiny model,
-# every step but the build):                            bash bench/device-check.sh --dry-run
+# every step but the build; EXCISE_PYTHON: a python with torch + transformers for the references):
+#   EXCISE_PYTHON=/path/to/python bash bench/device-check.sh --dry-run      (about 2.5 min on 2 cores)
 #   (it may live anywhere: REPO defaults to the current directory; logs go to $OUT or .device/out)
 # The device machine has no network: node_modules must be there already or carried. On the dev machine:
 #   bash device-check.sh --pack     # writes .device/: this script, node_modules.tgz (~26 MB) and the

@@ -7,12 +7,11 @@ by Hugging Face transformers (the base model: no LM head, as collect runs none):
                of the attention and MLP output projections: sum x, |x|, x^2, sqrt|x|, count x > 0)
   linear_limit torch.nn.functional.linear alone at the model's own matmul shapes (every layer's
                projections for one batch): the machine's limit for this model
-Each is timed as the median of `reps` runs after a warm-up; prints one JSON line per case.
+Each is timed as the best of `reps` runs after a warm-up; prints one JSON line per case.
 
     <python with torch + transformers> bench/hf-collect.py '<json cases>' [threads]
 """
 import json
-import statistics
 import sys
 import time
 
@@ -56,7 +55,7 @@ def timed(fn, reps, device):
         fn()
         sync()
         ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return min(ts)  # the run least disturbed by other load
 
 
 def run(case, reps):

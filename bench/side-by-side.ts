@@ -3,7 +3,9 @@
  * this script times collect (statistics at every hook point) on random models of the issue's shapes,
  * runs bench/hf-collect.py for the reference (HF base model without the LM head: plain, and with
  * vectorised float64 statistics hooks; and torch.nn.functional.linear alone at the model's matmul
- * shapes, the machine's limit), and prints both with the ratios. Same threads on both sides.
+ * shapes, the machine's limit), and prints both with the ratios. Same threads on both sides. Each
+ * case runs the reference and then excise back to back, and each side reports its best of `reps`
+ * runs after a warm-up: on a shared machine, the runs least disturbed by other load.
  *
  *   npm run bench:side-by-side -- [--python PATH] [--shapes gpt2,llama] [--dtypes float32,bfloat16]
  *                                 [--batch 8] [--seq 128] [--reps 3] [--device cpu|cuda] [--json FILE]
@@ -49,10 +51,6 @@ function configJson(s: { family: string; layers: number; hidden: number; heads: 
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 const batch = Number(values.batch), seq = Number(values.seq), reps = Number(values.reps);
 const shapes = values.shapes.split(',') as ShapeName[];
@@ -61,13 +59,18 @@ const cases = shapes.flatMap((name) => dtypes.map((dtype) => ({
   name, dtype, batch, seq, reps, device: values.device, ...SHAPES[name], ...(values.layers ? { layers: Number(values.layers) } : {}),
 })));
 
-// The reference first (its own process): one JSON line per case.
-const pyArgs = [fileURLToPath(new URL('./hf-collect.py', import.meta.url)), JSON.stringify(cases)];
-const reference = execFileSync(values.python, pyArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 })
-  .trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, number | string>);
+/** The reference for one case, in its own process (bench/hf-collect.py prints one JSON line). */
+function referenceFor(c: (typeof cases)[number]): Record<string, number | string> {
+  const pyArgs = [fileURLToPath(new URL('./hf-collect.py', import.meta.url)), JSON.stringify([c])];
+  const out = execFileSync(values.python, pyArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  return JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).pop()!) as Record<string, number | string>;
+}
 
 const rows: Record<string, unknown>[] = [];
-for (const [i, c] of cases.entries()) {
+const reference: Record<string, number | string>[] = [];
+for (const c of cases) {
+  const ref = referenceFor(c);
+  reference.push(ref);
   const model = await createRandomModel(configJson(c), { device: values.device as Device, dtype: c.dtype, seed: 1 });
   const docs = Array.from({ length: batch }, (_, d) => Array.from({ length: seq }, (_, t) => (d * 7919 + t * 104729) % c.vocab));
   await model.collect(docs, { batchSize: batch, maxLength: seq });  // warm-up
@@ -78,8 +81,7 @@ for (const [i, c] of cases.entries()) {
     times.push((performance.now() - t0) / 1000);
   }
   await model.dispose();
-  const ref = reference[i];
-  const collectTokS = (batch * seq) / median(times);
+  const collectTokS = (batch * seq) / Math.min(...times);
   rows.push({
     model: values.layers ? `${SHAPES[c.name].label}, ${c.layers} layers` : SHAPES[c.name].label, dtype: c.dtype,
     'excise collect tok/s': Math.round(collectTokS),
@@ -92,6 +94,6 @@ for (const [i, c] of cases.entries()) {
   });
 }
 const info = runtimeInfo();
-console.log(`batch ${batch}x${seq}, median of ${reps}; excise on LibTorch ${info.torchVersion} (${values.device}), reference torch ${reference[0]?.torch} with ${reference[0]?.threads} threads; ${cpus()[0]?.model ?? ''}, ${cpus().length} cores`);
+console.log(`batch ${batch}x${seq}, best of ${reps}; excise on LibTorch ${info.torchVersion} (${values.device}), reference torch ${reference[0]?.torch} with ${reference[0]?.threads} threads; ${cpus()[0]?.model ?? ''}, ${cpus().length} cores`);
 console.table(rows);
 if (values.json) writeFileSync(values.json, JSON.stringify({ batch, seq, reps, rows }, null, 2));
