@@ -51,7 +51,7 @@ double Trainer::LearningRate(int64_t step) const {
   return minLr + 0.5 * (o_.lr - minLr) * (1.0 + std::cos(M_PI * progress));
 }
 
-TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask) {
+TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& rowWeights) {
   if (closed_) throw Error(code::kInvalidArgument, "train: this trainer is closed");
   if (!started_) Start();
   if (params_.empty()) throw Error(code::kInvalidArgument, "train: the model has no floating-point weights to train");
@@ -70,7 +70,17 @@ TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask) {
   at::Tensor loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
                                            at::Reduction::Mean, /*ignore_index=*/-100);
   for (auto& p : params_) p.mutable_grad() = at::Tensor();
-  loss.backward();
+  if (rowWeights.defined()) {
+    // Weighted rows (gradient ascent / difference): per-token losses times their row's weight,
+    // over the same count of real tokens. The reported loss stays the plain mean cross-entropy.
+    at::Tensor perToken = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
+                                                 at::Reduction::None, /*ignore_index=*/-100);  // [B*(S-1)], 0 at padding
+    at::Tensor w = rowWeights.to(dev).to(at::kFloat).unsqueeze(1).expand({ids.size(0), S - 1}).reshape({-1});
+    at::Tensor count = targets.ne(-100).sum().clamp_min(1);
+    (perToken * w).sum().div(count).backward();
+  } else {
+    loss.backward();
+  }
 
   TrainStepResult r;
   r.step = ++step_;
