@@ -239,7 +239,7 @@ export function formatCompareTable(r: CompareReport): string {
     const rec = m.attack?.recovery.forget;
     const cells = [
       m.method, `${m.budget} × ${m.curve.length - 1}`,
-      `${pts(m.forgetDrop)} (${pts(-m.forgetRelDrop)}%)`.replace(/\((-?\+?[\d.]+)%\)/, (_, x) => `(${x}%)`),
+      `${pts(m.forgetDrop)} (${pts(-m.forgetRelDrop)}%)`,
       `${pts(m.retainDrop)} (${pts(-m.retainRelDrop)}%)`,
       Number.isFinite(m.selectivity) ? m.selectivity.toFixed(1) : '∞',
       ...mcSets.map((s) => pc(m.sets[s]?.choices?.acc)),

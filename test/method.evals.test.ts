@@ -2,6 +2,8 @@
 // by Hugging Face transformers + tokenizers (test/fixtures/evals, scripts/fixtures/make_evals_fixture.py,
 // lm-evaluation-harness's _encode_pair) and against log-softmax over forward() logits computed here.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -132,5 +134,17 @@ describe('membershipInference', () => {
     expect(r.lossAuc).toBeCloseTo(m.lossAuc, 12);
     expect(r.minKAuc).toBeCloseTo(m.minKAuc, 12);
     expect(r.lossAuc).toBeGreaterThan(0.6); // the model trained on the members: the attack sees it
+  });
+});
+
+describe('excise eval --choices', () => {
+  it('prints the accuracies model.evaluateChoices gives, zero- and k-shot', async () => {
+    const file = join(root, 'assets', 'choices', 'prose-fewshot.jsonl');
+    const run = (args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli', 'main.ts'), 'eval', '--model', join(root, 'assets', 'demo-model'), '--choices', file, ...args], { cwd: root });
+    const { stdout } = await run(['--target-delimiter', '', '--fewshot', join(root, 'assets', 'choices', 'prose.jsonl'), '--num-fewshot', '1', '--json']);
+    const printed = JSON.parse(stdout) as { acc: number; accNorm: number; items: number; numFewshot: number };
+    const direct = await model.evaluateChoices(file, { targetDelimiter: '', fewshot: join(root, 'assets', 'choices', 'prose.jsonl'), numFewshot: 1 });
+    expect(printed).toMatchObject({ acc: direct.acc, accNorm: direct.accNorm, items: 20, numFewshot: 1 });
+    await expect(run(['--num-fewshot', '2'])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/--num-fewshot 2 needs --fewshot/) });
   });
 });

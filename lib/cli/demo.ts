@@ -37,7 +37,10 @@ export const demoChoices = {
 };
 
 /** `excise demo --compare`: its settings, fitted to about 5 minutes on 2 CPU cores. */
-export const DEMO_COMPARE_SETTINGS = { steps: '5', ffFrac: '0.04', collectTokens: '10000', evalTokens: '5000', gradSteps: 4, gradLr: 3e-4, attackSteps: 20, attackLr: 3e-4, miaDocuments: 48 };
+export const DEMO_COMPARE_SETTINGS = {
+  steps: '5', ffFrac: '0.04', collectTokens: '10000', evalTokens: '5000', gradSteps: 4, gradLr: 3e-4,
+  attackSteps: 20, attackLr: 3e-4, attackBatch: 4, choiceItems: 40, miaDocuments: 32,
+};
 
 export function demoCompareOptions(o: { steps?: string; ffFrac?: string; attnFrac?: string; device?: string } = {}): CompareOptions {
   const s = DEMO_COMPARE_SETTINGS;
@@ -49,7 +52,7 @@ export function demoCompareOptions(o: { steps?: string; ffFrac?: string; attnFra
     collectTokens: Number(s.collectTokens), evalTokens: Number(s.evalTokens), evalFraction: Number(DEMO_SETTINGS.evalFraction), seed: 0,
     gradient: { steps: s.gradSteps, lr: s.gradLr },
     choices: { forget: demoChoices.python, retain: demoChoices.prose },
-    choicesOptions: { targetDelimiter: '' },
+    choicesOptions: { targetDelimiter: '', maxItems: s.choiceItems },
     // Members: training documents of the model; non-members: the test split it never saw.
     membership: {
       forget: { members: loadDataset(train('python')), nonMembers: loadDataset(demoAssets.python) },
@@ -57,7 +60,7 @@ export function demoCompareOptions(o: { steps?: string; ffFrac?: string; attnFra
     },
     membershipOptions: { maxDocuments: s.miaDocuments, maxLength: 128 },
     // The attack fine-tunes on Python training documents: disjoint from the test split evaluated.
-    attack: { data: loadDataset(train('python')), steps: s.attackSteps, lr: s.attackLr },
+    attack: { data: loadDataset(train('python')), steps: s.attackSteps, lr: s.attackLr, batchSize: s.attackBatch },
   };
 }
 
