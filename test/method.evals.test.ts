@@ -138,13 +138,17 @@ describe('membershipInference', () => {
 });
 
 describe('excise eval --choices', () => {
-  it('prints the accuracies model.evaluateChoices gives, zero- and k-shot', async () => {
-    const file = join(root, 'assets', 'choices', 'prose-fewshot.jsonl');
+  it('prints the accuracies model.evaluateChoices gives, k-shot', async () => {
+    // Four short questions and one example: a forward pass per choice, twice (CLI and API).
+    const file = join(dir, 'four.jsonl');
+    writeFileSync(file, readChoicesFile(join(root, 'assets', 'choices', 'python-fewshot.jsonl')).slice(0, 4).map((q) => JSON.stringify(q)).join('\n') + '\n');
+    const shot = join(dir, 'shot.jsonl');
+    writeFileSync(shot, JSON.stringify({ question: 'def f(x):\n', choices: ['    return x', '    pass'], answer: 0 }) + '\n');
     const run = (args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', join(root, 'lib', 'cli', 'main.ts'), 'eval', '--model', join(root, 'assets', 'demo-model'), '--choices', file, ...args], { cwd: root });
-    const { stdout } = await run(['--target-delimiter', '', '--fewshot', join(root, 'assets', 'choices', 'prose.jsonl'), '--num-fewshot', '1', '--json']);
+    const { stdout } = await run(['--target-delimiter', '', '--fewshot', shot, '--num-fewshot', '1', '--json']);
     const printed = JSON.parse(stdout) as { acc: number; accNorm: number; items: number; numFewshot: number };
-    const direct = await model.evaluateChoices(file, { targetDelimiter: '', fewshot: join(root, 'assets', 'choices', 'prose.jsonl'), numFewshot: 1 });
-    expect(printed).toMatchObject({ acc: direct.acc, accNorm: direct.accNorm, items: 20, numFewshot: 1 });
+    const direct = await model.evaluateChoices(file, { targetDelimiter: '', fewshot: shot, numFewshot: 1 });
+    expect(printed).toMatchObject({ acc: direct.acc, accNorm: direct.accNorm, items: 4, numFewshot: 1 });
     await expect(run(['--num-fewshot', '2'])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/--num-fewshot 2 needs --fewshot/) });
   });
 });

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { COMPARE_METHODS, compareMethods, formatCompareTable, type CompareMethod, type CompareOptions, type CompareReport } from '../compare.js';
 import { renderTradeoffPng, renderTradeoffSvg } from '../report/tradeoff.js';
-import { loadOptions, MODEL_OPTIONS, parseCount, parseFraction, parseCommandArgs, requireStr, str, UsageError, type OptionSpec, type ParsedValues } from './args.js';
+import { loadOptions, MODEL_OPTIONS, parseCount, parseFraction, parseCommandArgs, requireStr, str, delimiterFlag, UsageError, type OptionSpec, type ParsedValues } from './args.js';
 import { checkWritable, openDataset, type CliIO, type Command } from './common.js';
 
 const OPTIONS: OptionSpec = {
@@ -113,7 +113,7 @@ export const compareCommand: Command = {
       membership[set] = { members: await openDataset(`--mia ${set}`, members), nonMembers: await openDataset(`--mia ${set}`, nonMembers) };
     }
     const attackData = str(values, 'attack-data');
-    const targetDelimiter = str(values, 'target-delimiter');
+    const targetDelimiter = delimiterFlag(values);
     const options: CompareOptions = {
       model, ...loadOptions(values), forget, retain, methods,
       steps: parseCount('steps', str(values, 'steps') ?? '5'),

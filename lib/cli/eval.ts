@@ -4,7 +4,7 @@
 import { ExciseError } from '../errors.js';
 import { readChoicesFile } from '../method/choices.js';
 import { percent } from '../report/table.js';
-import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, type OptionSpec, type ParsedValues } from './args.js';
+import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, delimiterFlag, type OptionSpec, type ParsedValues } from './args.js';
 import { checkMaxLength, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
 import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
 
@@ -60,7 +60,7 @@ export const evalCommand: Command = {
     const choicesFile = str(values, 'choices');
     if (choicesFile !== undefined) return runChoices(values, modelDir, choicesFile, io);
     for (const only of ['fewshot', 'num-fewshot', 'target-delimiter']) {
-      if (str(values, only) !== undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', `eval: --${only} applies to --choices only`);
+      if (values[only] !== undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', `eval: --${only} applies to --choices only`);
     }
     const dataSpec = requireStr(values, 'data', 'eval');
     const tokens = parseCount('tokens', str(values, 'tokens') ?? '100000', { suffixes: true });
@@ -116,7 +116,7 @@ async function runChoices(values: ParsedValues, modelDir: string, file: string, 
   const seed = str(values, 'seed') !== undefined ? parseCount('seed', str(values, 'seed')!, { allowZero: true }) : undefined;
   const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
   const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
-  const targetDelimiter = str(values, 'target-delimiter');
+  const targetDelimiter = delimiterFlag(values);
   // Read (and validate) the files before loading the model.
   const items = readChoicesFile(file);
   const fewshot = fewshotFile !== undefined ? readChoicesFile(fewshotFile) : undefined;
