@@ -43,7 +43,13 @@ export {
   type SelectivePruneOptions, type PruneReport, type StepReport, type SetMetrics, type PipelineState, type ProgressEvent, type StopWhen, type DatasetInput,
 } from './pipeline.js';
 export { formatStepsTable, renderPlotSvg, renderPlotPng, writeReport, PLOT_WIDTH, PLOT_HEIGHT, type PngOptions } from './report/index.js';
-export { Trainer, type TrainOptions, type TrainStepResult } from './train.js';
+export { Trainer, type TrainOptions, type TrainStepOptions, type TrainStepResult } from './train.js';
 export { GenerationStream, type StreamChunk, type GenerationResult, type TokenLogprob } from './generation.js';
 export type { EngineOptions, EngineStats, FinishReason } from './engine.js';
 export { createServer, type ServerOptions, type ExciseServer } from './serve/server.js';
+export { readChoicesFile, encodePair, type ChoiceItem, type ChoicesOptions, type ChoicesResult, type ChoiceItemResult } from './method/choices.js';
+export { rocAuc, minKMean, type MembershipOptions, type MembershipResult, type MembershipScores } from './method/membership.js';
+export type { SequenceLogprobs, SequenceLogprobOptions } from './method/logprobs.js';
+export { gradientAscent, gradientDifference, relearningAttack, packRows, type TrainLoopOptions, type TrainLoopResult, type RelearnOptions, type RelearnReport, type AttackMetrics, type TrainSource } from './method/unlearn.js';
+export { outputColumnNorms, wandaScores } from './method/wanda.js';
+export { compareMethods, formatCompareTable, COMPARE_METHODS, type CompareMethod, type CompareOptions, type CompareReport, type MethodReport } from './compare.js';

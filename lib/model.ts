@@ -20,6 +20,9 @@ import { checkModelPath } from './model_path.js';
 import { Trainer, trainOptions, type TrainOptions } from './train.js';
 import { DecodeScheduler, type EngineOptions, type EngineStats } from './engine.js';
 import { GenerationStream, type GenerationResult } from './generation.js';
+import { evaluateChoices, type ChoiceItem, type ChoicesOptions, type ChoicesResult } from './method/choices.js';
+import { membershipInference, type MembershipOptions, type MembershipResult } from './method/membership.js';
+import { sequenceLogprobs, type SequenceLogprobOptions, type SequenceLogprobs } from './method/logprobs.js';
 
 /** Which neurons are pruned (1) per layer, and how many. */
 export interface PruneMasks {
@@ -509,6 +512,47 @@ export class Model {
     checkOptionsObject('evaluate(options)', options);
     const handle = this.live();
     return this.order.multi(() => evaluateModel({ handle, tokenizer: this.tokenizerInstance, config: this.config }, source, options));
+  }
+
+  /**
+   * Multiple-choice accuracy (acc and length-normalised acc_norm, as lm-evaluation-harness): each
+   * choice scored by the log-likelihood of its tokens after the question. `source`: a jsonl(.gz)
+   * file of { question, choices, answer } lines, or such items.
+   */
+  async evaluateChoices(source: string | readonly ChoiceItem[], options: ChoicesOptions = {}): Promise<ChoicesResult> {
+    checkOptionsObject('evaluateChoices(options)', options);
+    const handle = this.live();
+    return this.order.multi(() => evaluateChoices({ handle, tokenizer: this.tokenizerInstance, config: this.config }, source, options));
+  }
+
+  /**
+   * Membership inference AUCs (loss and min-k% prob) between documents the model saw (members)
+   * and held-out documents of the same distribution (non-members).
+   */
+  async membershipInference(members: DocumentSource | DocumentProvider, nonMembers: DocumentSource | DocumentProvider, options: MembershipOptions = {}): Promise<MembershipResult> {
+    checkOptionsObject('membershipInference(options)', options);
+    const handle = this.live();
+    return this.order.multi(() => membershipInference({ handle, tokenizer: this.tokenizerInstance, config: this.config }, members, nonMembers, options));
+  }
+
+  /**
+   * Per-token log-probabilities of whole token-id sequences (2 .. maxPositions ids each): for each
+   * sequence, log p(token t | tokens before it) for t >= 1, and whether it was the argmax.
+   */
+  async sequenceLogprobs(sequences: readonly (readonly number[])[], options: SequenceLogprobOptions = {}): Promise<SequenceLogprobs> {
+    checkOptionsObject('sequenceLogprobs(options)', options);
+    if (!Array.isArray(sequences) || sequences.length === 0 || !sequences.every((s) => Array.isArray(s))) throw invalidArgument('sequenceLogprobs(sequences)', 'a non-empty array of token-id arrays', sequences);
+    const handle = this.live();
+    return this.order.multi(() => sequenceLogprobs({ handle, config: this.config }, sequences, options));
+  }
+
+  /**
+   * @internal Zeroes every pruned weight slice again, after training moved them (the relearning
+   * attack's keepPruned). The masks do not change; mean-offset biases stay as trained.
+   */
+  async rezeroPruned(): Promise<void> {
+    const handle = this.live();
+    await withCallerStack(() => this.order.single(() => handle.rezeroPruned()));
   }
 
   /**

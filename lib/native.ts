@@ -100,8 +100,13 @@ export interface NativeModel {
   evaluateBatch(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, skip: Int32Array, topK: number): Promise<{
     tokens: number; lossSum: number; top1: number; topk: number; skipTokens: number; top1Skip: number; topkSkip: number;
   }>;
+  /** [batch, seq - 1] each: log p(ids[t + 1] | ids[0..t]) (0 at padding) and whether it was the argmax. */
+  tokenLogprobs(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null): Promise<{ logprobs: Float32Array; greedy: Uint8Array }>;
+  /** Zeroes every pruned slice again (after training moved them); mean-offset biases stay. */
+  rezeroPruned(): Promise<void>;
   trainerCreate(options: Required<import('./train.js').TrainOptions>): NativeTrainer;
-  trainStep(trainer: NativeTrainer, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null): Promise<import('./train.js').TrainStepResult>;
+  /** rowWeights [batch]: each row's loss weight (-1 = gradient ascent on that row); absent = all 1. */
+  trainStep(trainer: NativeTrainer, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, rowWeights?: Float64Array): Promise<import('./train.js').TrainStepResult>;
   trainerClose(trainer: NativeTrainer): Promise<void>;
   saveWeights(dir: string, maxShardBytes: number, dtype?: string): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
 }

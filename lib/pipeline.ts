@@ -47,6 +47,11 @@ export interface SelectivePruneOptions {
   /** Importance statistic for both parts, or each (default 'abs'). */
   scoring?: Scoring | { ff?: Scoring; attn?: Scoring };
   eps?: { ff?: number; attn?: number };
+  /**
+   * Neuron scores from each step's forget and retain statistics, instead of scoreNeurons with
+   * `scoring` and `eps` (e.g. the Wanda-style baseline of excise compare).
+   */
+  scorer?: (forget: ActivationStats, retain: ActivationStats) => NeuronScores | Promise<NeuronScores>;
   /** 'selective' (default) or 'random': the baseline pruning as many neurons at random. */
   selection?: 'selective' | 'random';
   /** Seeds the dataset split and random selection (default 0). */
@@ -152,7 +157,7 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 export async function selectivePrune(model: Model, options: SelectivePruneOptions): Promise<PruneReport> {
   if (options === null || typeof options !== 'object') throw invalidArgument('selectivePrune(model, options)', 'an options object', options);
   const allowed = ['forget', 'retain', 'evals', 'ffFrac', 'attnFrac', 'steps', 'iterative', 'collectTokens', 'evalTokens', 'scoring',
-    'eps', 'selection', 'seed', 'evalFraction', 'batchSize', 'maxLength', 'longDocs', 'stopWhen', 'signal', 'onProgress', 'onStep', 'resume'];
+    'eps', 'scorer', 'selection', 'seed', 'evalFraction', 'batchSize', 'maxLength', 'longDocs', 'stopWhen', 'signal', 'onProgress', 'onStep', 'resume'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `selectivePrune: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
@@ -167,6 +172,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
   const scoring = typeof scoringOpt === 'string' ? { ff: scoringOpt, attn: scoringOpt } : { ff: scoringOpt.ff ?? 'abs', attn: scoringOpt.attn ?? 'abs' };
   for (const [part, s] of Object.entries(scoring)) if (!SCORINGS.includes(s)) throw invalidArgument(`scoring (${part})`, `one of ${SCORINGS.join(', ')}`, s);
   const eps = { ff: options.eps?.ff ?? 1e-3, attn: options.eps?.attn ?? 1e-4 };
+  if (options.scorer !== undefined && typeof options.scorer !== 'function') throw invalidArgument('scorer', 'a function (forget, retain) => NeuronScores', options.scorer);
   const selectionMode = options.selection ?? 'selective';
   if (selectionMode !== 'selective' && selectionMode !== 'random') throw invalidArgument('selection', "'selective' or 'random'", selectionMode);
   const seed = options.seed ?? 0;
@@ -206,6 +212,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
     const collectOpts = (set: string) => ({ maxTokens: collectTokens, batchSize, maxLength, ...longDocs, signal, onProgress: progress(step, 'collect', set, collectTokens) });
     const forgetStats: ActivationStats = await model.collect(forgetSplit.collect, collectOpts('forget'));
     const retainStats: ActivationStats = await model.collect(retainSplit.collect, collectOpts('retain'));
+    if (options.scorer) return options.scorer(forgetStats, retainStats);
     return scoreNeurons(forgetStats, retainStats, { ffScoring: scoring.ff, attnScoring: scoring.attn, ffEps: eps.ff, attnEps: eps.attn });
   };
   if (options.resume) {

@@ -37,6 +37,26 @@ export interface TrainStepResult {
   tokens: number;
 }
 
+export interface TrainStepOptions {
+  /** 1 = token, 0 = padding (not predicted); the shape of inputIds. */
+  attentionMask?: readonly (readonly number[])[];
+  /**
+   * One finite weight per row (default all 1): the step minimizes the sum over real tokens of
+   * weight × cross-entropy, divided by the real tokens. -1 on every row is gradient ascent; -1 on
+   * forget rows and 1 on retain rows is gradient difference. The reported loss stays unweighted.
+   */
+  rowWeights?: readonly number[];
+}
+
+function rowWeightsOf(w: unknown, batch: number): Float64Array | undefined {
+  if (w === undefined) return undefined;
+  if (!Array.isArray(w) || w.length !== batch) throw invalidArgument('trainer.step: rowWeights', `an array of ${batch} numbers (one per row)`, w);
+  for (let i = 0; i < batch; i++) {
+    if (typeof w[i] !== 'number' || !Number.isFinite(w[i])) throw invalidArgument(`trainer.step: rowWeights[${i}]`, 'a finite number', w[i]);
+  }
+  return Float64Array.from(w as number[]);
+}
+
 type Batch = { data: Int32Array; batch: number; seq: number; mask: Int32Array | null };
 
 export class Trainer {
@@ -55,10 +75,15 @@ export class Trainer {
    * One optimizer step on a batch of token ids ([batch, seq]; rows of equal length, padding marked
    * by attentionMask = 0 is not predicted).
    */
-  async step(inputIds: readonly (readonly number[])[], options: { attentionMask?: readonly (readonly number[])[] } = {}): Promise<TrainStepResult> {
+  async step(inputIds: readonly (readonly number[])[], options: TrainStepOptions = {}): Promise<TrainStepResult> {
     if (this.closed) throw new ExciseError('ERR_INVALID_ARGUMENT', 'trainer.step: the trainer is closed');
+    if (options === null || typeof options !== 'object') throw invalidArgument('trainer.step(options)', 'an options object', options);
+    for (const k of Object.keys(options)) {
+      if (k !== 'attentionMask' && k !== 'rowWeights') throw new ExciseError('ERR_INVALID_ARGUMENT', `trainer.step: unknown option "${k}" (expected attentionMask, rowWeights)`);
+    }
     const b = flatten(inputIds, options.attentionMask, this.vocabSize);
-    return withCallerStack(() => this.order.single(() => this.handle.trainStep(this.native, b.data, b.batch, b.seq, b.mask)));
+    const weights = rowWeightsOf(options.rowWeights, b.batch);
+    return withCallerStack(() => this.order.single(() => this.handle.trainStep(this.native, b.data, b.batch, b.seq, b.mask, weights)));
   }
 
   /** Ends training: the weights stop tracking gradients and the optimizer state is freed. */

@@ -247,6 +247,8 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                      InstanceMethod<&ModelWrap::Masks>("masks"),
                                      InstanceMethod<&ModelWrap::SaveWeights>("saveWeights"),
                                      InstanceMethod<&ModelWrap::EvaluateBatch>("evaluateBatch"),
+                                     InstanceMethod<&ModelWrap::TokenLogprobs>("tokenLogprobs"),
+                                     InstanceMethod<&ModelWrap::RezeroPruned>("rezeroPruned"),
                                      InstanceMethod<&ModelWrap::TrainerCreate>("trainerCreate"),
                                      InstanceMethod<&ModelWrap::TrainStep>("trainStep"),
                                      InstanceMethod<&ModelWrap::TrainerClose>("trainerClose"),

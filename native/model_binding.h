@@ -43,6 +43,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SaveWeights(const Napi::CallbackInfo& info);
   // Evaluation (eval.h): one batch's sums.
   Napi::Value EvaluateBatch(const Napi::CallbackInfo& info);
+  // Per-token log-likelihoods (logprobs.h): multiple-choice scoring, membership inference.
+  Napi::Value TokenLogprobs(const Napi::CallbackInfo& info);
+  // Zeroes the pruned slices again after training moved them (prune.h).
+  Napi::Value RezeroPruned(const Napi::CallbackInfo& info);
   // Training (train.h).
   Napi::Value TrainerCreate(const Napi::CallbackInfo& info);
   Napi::Value TrainStep(const Napi::CallbackInfo& info);

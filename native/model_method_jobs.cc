@@ -1,16 +1,19 @@
 // The method's jobs on a model: statistics collection, pruning, restore, masks and saving weights.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <cstring>
 #include <optional>
 #include <string>
 
 #include "errors.h"
 #include "js_tensors.h"
 #include "eval.h"
+#include "logprobs.h"
 #include "handles.h"
 #include "model_binding.h"
 #include "runtime.h"
@@ -340,6 +343,45 @@ class EvalJob : public Job {
   EvalSums sums_;
 };
 
+class TokenLogprobsJob : public Job {
+ public:
+  TokenLogprobsJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask)
+      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)) {}
+  void Execute() override {
+    c10::InferenceMode guard;
+    r_ = ComputeTokenLogprobs(*d_, ids_, mask_);
+  }
+  Napi::Value OnOK(Napi::Env env) override {
+    Napi::Float32Array lp = Napi::Float32Array::New(env, static_cast<size_t>(r_.logprob.numel()));
+    std::memcpy(lp.Data(), r_.logprob.data_ptr<float>(), sizeof(float) * lp.ElementLength());
+    Napi::Uint8Array g = Napi::Uint8Array::New(env, static_cast<size_t>(r_.greedy.numel()));
+    std::memcpy(g.Data(), r_.greedy.data_ptr<uint8_t>(), g.ElementLength());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("logprobs", lp);
+    o.Set("greedy", g);
+    return o;
+  }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  at::Tensor ids_, mask_;
+  TokenLogprobs r_;
+};
+
+class RezeroJob : public Job {
+ public:
+  RezeroJob(Napi::Env env, std::shared_ptr<Decoder> d, std::shared_ptr<PruneState> st) : Job(env), d_(std::move(d)), st_(std::move(st)) {}
+  void Execute() override {
+    c10::NoGradGuard noGrad;  // the weights may still be flagged for gradients by a trainer
+    st_->Rezero();
+  }
+  Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  std::shared_ptr<PruneState> st_;
+};
+
 using TrainerHandle = std::shared_ptr<Trainer>;
 
 // A trainer made on this model (owner: the model's identity).
@@ -352,9 +394,9 @@ TrainerHandle& TrainerArg(const Napi::Value& v, const void* owner) {
 
 class TrainStepJob : public Job {
  public:
-  TrainStepJob(Napi::Env env, TrainerHandle t, at::Tensor ids, at::Tensor mask)
-      : Job(env), t_(std::move(t)), ids_(std::move(ids)), mask_(std::move(mask)) {}
-  void Execute() override { r_ = t_->Step(ids_, mask_); }
+  TrainStepJob(Napi::Env env, TrainerHandle t, at::Tensor ids, at::Tensor mask, at::Tensor rowWeights)
+      : Job(env), t_(std::move(t)), ids_(std::move(ids)), mask_(std::move(mask)), rowWeights_(std::move(rowWeights)) {}
+  void Execute() override { r_ = t_->Step(ids_, mask_, rowWeights_); }
   Napi::Value OnOK(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
     o.Set("loss", r_.loss);
@@ -367,7 +409,7 @@ class TrainStepJob : public Job {
 
  private:
   TrainerHandle t_;
-  at::Tensor ids_, mask_;
+  at::Tensor ids_, mask_, rowWeights_;
   TrainStepResult r_;
 };
 
@@ -410,7 +452,9 @@ Napi::Value ModelWrap::TrainerCreate(const Napi::CallbackInfo& info) {
   });
 }
 
-// trainStep(trainer, ids: Int32Array, batch, seq, mask | null) -> Promise<{ loss, gradNorm, lr, step, tokens }>
+// trainStep(trainer, ids: Int32Array, batch, seq, mask | null, rowWeights: Float64Array | undefined)
+//   -> Promise<{ loss, gradNorm, lr, step, tokens }>; rowWeights [batch] weigh each row's loss
+//   (-1: gradient ascent on that row).
 Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -420,7 +464,13 @@ Napi::Value ModelWrap::TrainStep(const Napi::CallbackInfo& info) {
     const int64_t seq = info[3].As<Napi::Number>().Int64Value();
     at::Tensor ids = TokenIdsArg(info[1], batch, seq, d->config().vocabSize);
     at::Tensor mask = OptionalMaskArg(info[4], batch, seq);
-    return Queue(env, std::make_unique<TrainStepJob>(env, std::move(t), std::move(ids), std::move(mask)));
+    at::Tensor rowWeights;
+    if (info.Length() > 5 && info[5].IsTypedArray()) {
+      Napi::Float64Array w = info[5].As<Napi::Float64Array>();
+      if (static_cast<int64_t>(w.ElementLength()) != batch) throw Error(code::kInvalidArgument, "trainStep: rowWeights needs one weight per row");
+      rowWeights = at::tensor(std::vector<double>(w.Data(), w.Data() + w.ElementLength()), at::TensorOptions().dtype(at::kDouble));
+    }
+    return Queue(env, std::make_unique<TrainStepJob>(env, std::move(t), std::move(ids), std::move(mask), std::move(rowWeights)));
   });
 }
 
@@ -450,6 +500,26 @@ Napi::Value ModelWrap::EvaluateBatch(const Napi::CallbackInfo& info) {
     if (topK < 1) throw Error(code::kInvalidArgument, "topK must be >= 1");
     return Queue(env, std::make_unique<EvalJob>(env, d, std::move(ids), std::move(mask), std::move(skip), topK));
   });
+}
+
+// tokenLogprobs(ids: Int32Array, batch, seq, mask: Int32Array | null) -> Promise<{ logprobs: Float32Array, greedy: Uint8Array }>
+// both [batch, seq - 1]: log p(ids[t + 1] | ids[0..t]) and whether it was the argmax.
+Napi::Value ModelWrap::TokenLogprobs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    std::shared_ptr<Decoder> d = decoder();
+    const int64_t batch = info[1].As<Napi::Number>().Int64Value();
+    const int64_t seq = info[2].As<Napi::Number>().Int64Value();
+    if (seq < 2) throw Error(code::kInvalidArgument, "tokenLogprobs: rows need at least 2 tokens");
+    at::Tensor ids = TokenIdsArg(info[0], batch, seq, d->config().vocabSize);
+    at::Tensor mask = OptionalMaskArg(info[3], batch, seq);
+    return Queue(env, std::make_unique<TokenLogprobsJob>(env, d, std::move(ids), std::move(mask)));
+  });
+}
+
+Napi::Value ModelWrap::RezeroPruned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value { return Queue(env, std::make_unique<RezeroJob>(env, decoder(), prune_)); });
 }
 
 // statsBegin(hookNames: string[]) -> session

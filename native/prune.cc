@@ -40,7 +40,7 @@ void PruneState::Zero(const at::Tensor& t, int64_t dim, const std::vector<int64_
 
 void PruneState::AddToBias(const at::Tensor& bias, const at::Tensor& delta) {
   at::Tensor all = at::arange(bias.size(0), at::TensorOptions().dtype(at::kLong).device(bias.device()));
-  journal_.push_back({bias, 0, all, bias.clone()});
+  journal_.push_back({bias, 0, all, bias.clone(), /*zeroed=*/false});
   bias.copy_((bias.to(at::kDouble) + delta).to(bias.scalar_type()));
 }
 
@@ -170,6 +170,12 @@ PruneResult PruneState::Apply(Decoder& d, const PruneRequest& req) {
     }
   }
   return result;
+}
+
+void PruneState::Rezero() {
+  for (auto& s : journal_) {
+    if (s.zeroed) s.target.index_fill_(s.dim, s.index, 0);
+  }
 }
 
 void PruneState::Restore() {

@@ -32,6 +32,9 @@ class PruneState {
   PruneResult Apply(Decoder& d, const PruneRequest& req);
   // Puts back every zeroed value and bias, in reverse order. Exact.
   void Restore();
+  // Zeroes every pruned slice again (after training moved them: a relearning attack that keeps
+  // pruned neurons at zero). Mean-offset biases are left as they are; the journal is unchanged.
+  void Rezero();
 
   const std::vector<std::vector<uint8_t>>& ffMask() const { return ff_; }    // 1 = pruned
   const std::vector<std::vector<uint8_t>>& attnMask() const { return attn_; }
@@ -42,6 +45,7 @@ class PruneState {
     int64_t dim;
     at::Tensor index;   // int64, on the target's device
     at::Tensor values;  // the slice before the edit
+    bool zeroed = true; // false for a mean-offset bias (changed, not zeroed)
   };
   void Zero(const at::Tensor& t, int64_t dim, const std::vector<int64_t>& idx);
   void AddToBias(const at::Tensor& bias, const at::Tensor& delta);

@@ -57,7 +57,7 @@ double Trainer::LearningRate(int64_t step) const {
   return minLr + 0.5 * (o_.lr - minLr) * (1.0 + std::cos(M_PI * progress));
 }
 
-TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask) {
+TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& rowWeights) {
   if (closed_) throw Error(code::kInvalidArgument, "train: this trainer is closed");
   if (!started_) Start();
   size_t nWeights = 0;
@@ -81,7 +81,17 @@ TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask) {
   for (Group& g : groups_) {
     for (auto& p : g.weights) p.mutable_grad() = at::Tensor();
   }
-  loss.backward();
+  if (rowWeights.defined()) {
+    // Weighted rows (gradient ascent / difference): per-token losses times their row's weight,
+    // over the same count of real tokens. The reported loss stays the plain mean cross-entropy.
+    at::Tensor perToken = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
+                                                 at::Reduction::None, /*ignore_index=*/-100);  // [B*(S-1)], 0 at padding
+    at::Tensor w = rowWeights.to(dev).to(at::kFloat).unsqueeze(1).expand({ids.size(0), S - 1}).reshape({-1});
+    at::Tensor count = targets.ne(-100).sum().clamp_min(1);
+    (perToken * w).sum().div(count).backward();
+  } else {
+    loss.backward();
+  }
 
   TrainStepResult r;
   r.step = ++step_;

@@ -37,8 +37,9 @@ class Trainer {
  public:
   Trainer(std::shared_ptr<Decoder> d, TrainOptions o);
   // ids [batch, seq] int64 (CPU); mask [batch, seq] (1 = token) or undefined. The first step starts
-  // training (see Start()).
-  TrainStepResult Step(const at::Tensor& ids, const at::Tensor& mask);
+  // training (see Start()). rowWeights [batch] float64 (CPU) or undefined: the loss minimized is
+  // sum over real tokens of rowWeight * cross-entropy / real tokens (-1 on a row: gradient ascent).
+  TrainStepResult Step(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& rowWeights = at::Tensor());
   double LearningRate(int64_t step) const;  // the schedule, 1-based step
   // Ends training: the weights stop requiring gradients and the optimizer state is freed.
   void Close();

@@ -51,6 +51,14 @@ export function str(values: ParsedValues, name: string): string | undefined {
   return v;
 }
 
+/** --target-delimiter: any string, the empty one included (choices that carry their own separator). */
+export function delimiterFlag(values: ParsedValues): string | undefined {
+  const v = values['target-delimiter'];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new UsageError('--target-delimiter expects a value');
+  return v;
+}
+
 export function requireStr(values: ParsedValues, name: string, command: string): string {
   const v = str(values, name);
   if (v === undefined) throw new UsageError(`missing required option --${name} for "excise ${command}" (see "excise ${command} --help")`);

@@ -1,8 +1,10 @@
 /**
  * excise eval: next-token metrics of a model on a dataset (the whole dataset, up to --tokens).
  */
+import { ExciseError } from '../errors.js';
+import { readChoicesFile } from '../method/choices.js';
 import { percent } from '../report/table.js';
-import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, type OptionSpec } from './args.js';
+import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, delimiterFlag, type OptionSpec, type ParsedValues } from './args.js';
 import { checkMaxLength, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
 import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
 
@@ -14,14 +16,28 @@ const OPTIONS: OptionSpec = {
   'batch-size': { type: 'string' },
   'max-length': { type: 'string' },
   json: { type: 'boolean' },
+  choices: { type: 'string' },
+  fewshot: { type: 'string' },
+  'num-fewshot': { type: 'string' },
+  seed: { type: 'string' },
+  'target-delimiter': { type: 'string' },
   ...MODEL_OPTIONS,
   ...DATA_OPTIONS,
 };
 
 const HELP = `Usage: excise eval --model DIR --data SPEC [options]
+       excise eval --model DIR --choices FILE [--fewshot FILE --num-fewshot K] [options]
 
 Evaluates next-token prediction on a dataset: loss, perplexity, top-1 and top-k accuracy, and the
 same accuracies over targets outside the 50 most common tokens of the evaluated text.
+
+With --choices: multiple-choice accuracy (acc and length-normalised acc_norm, scored as
+lm-evaluation-harness does: the summed log-likelihood of each choice after the question).
+
+  --choices FILE       jsonl(.gz): {"question": "...", "choices": ["...", ...], "answer": index} per line
+  --fewshot FILE       examples for k-shot prompts (same format; never the evaluated questions)
+  --num-fewshot K      examples per prompt (default 0), drawn with --seed (default 1234)
+  --target-delimiter S between question and choice (default " "; '' when choices carry their own)
 
   --model DIR          Hugging Face model folder (with tokenizer.json)
   --data SPEC          a text or source file, .jsonl(.gz), .parquet, or a folder of these (see --ext)
@@ -41,6 +57,11 @@ export const evalCommand: Command = {
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values } = parseCommandArgs('eval', argv, OPTIONS);
     const modelDir = requireStr(values, 'model', 'eval');
+    const choicesFile = str(values, 'choices');
+    if (choicesFile !== undefined) return runChoices(values, modelDir, choicesFile, io);
+    for (const only of ['fewshot', 'num-fewshot', 'target-delimiter']) {
+      if (values[only] !== undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', `eval: --${only} applies to --choices only`);
+    }
     const dataSpec = requireStr(values, 'data', 'eval');
     const tokens = parseCount('tokens', str(values, 'tokens') ?? '100000', { suffixes: true });
     const topK = parseCount('top-k', str(values, 'top-k') ?? '10');
@@ -85,3 +106,44 @@ export const evalCommand: Command = {
     }
   },
 };
+
+/** excise eval --choices: multiple-choice accuracy, zero- or k-shot. */
+async function runChoices(values: ParsedValues, modelDir: string, file: string, io: CliIO): Promise<number> {
+  if (str(values, 'data') !== undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', 'eval: give --data or --choices, not both');
+  const numFewshot = str(values, 'num-fewshot') !== undefined ? parseCount('num-fewshot', str(values, 'num-fewshot')!, { allowZero: true }) : 0;
+  const fewshotFile = str(values, 'fewshot');
+  if (numFewshot > 0 && fewshotFile === undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', `eval: --num-fewshot ${numFewshot} needs --fewshot FILE (the examples to draw from)`);
+  const seed = str(values, 'seed') !== undefined ? parseCount('seed', str(values, 'seed')!, { allowZero: true }) : undefined;
+  const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
+  const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
+  const targetDelimiter = delimiterFlag(values);
+  // Read (and validate) the files before loading the model.
+  const items = readChoicesFile(file);
+  const fewshot = fewshotFile !== undefined ? readChoicesFile(fewshotFile) : undefined;
+  const model = await loadTextModel(modelDir, loadOptions(values));
+  try {
+    checkMaxLength(model, maxLength);
+    const r = await model.evaluateChoices(items, {
+      fewshot, numFewshot, seed, batchSize, maxLength, ...(targetDelimiter !== undefined ? { targetDelimiter } : {}),
+      onProgress: (done, total) => io.progress.update(`scoring ${file}`, done, total),
+    });
+    io.progress.clear();
+    if (flag(values, 'json')) {
+      const { perItem: _perItem, ...metrics } = r;
+      io.stdout.write(JSON.stringify({ model: model.dir, choices: file, device: model.device, dtype: model.dtype, ...metrics }, null, 2) + '\n');
+      return 0;
+    }
+    const rows: Array<[string, string]> = [
+      ['model', `${model.dir} (${model.config.architecture}, ${model.device}, ${model.dtype})`],
+      ['choices', `${file} (${r.items} questions, ${r.numFewshot}-shot${r.truncated ? `, ${r.truncated} contexts cut to fit` : ''})`],
+      ['acc', `${percent(r.acc)} ± ${percent(r.accStderr)}`],
+      ['acc_norm', `${percent(r.accNorm)} ± ${percent(r.accNormStderr)}`],
+    ];
+    const w = Math.max(...rows.map(([k]) => k.length));
+    io.stdout.write(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
+    return 0;
+  } finally {
+    io.progress.clear();
+    await model.dispose();
+  }
+}

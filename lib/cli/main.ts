@@ -7,7 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { ExciseError } from '../errors.js';
 import { UsageError, wantsHelp } from './args.js';
+import { attackCommand } from './attack.js';
 import { buildCommand } from './build.js';
+import { compareCommand } from './compare.js';
 import { collectCommand } from './collect.js';
 import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
@@ -20,7 +22,7 @@ import { pruneCommand } from './prune.js';
 import { serveCommand } from './serve.js';
 import { setupCommand } from './setup.js';
 
-const COMMANDS: Command[] = [pruneCommand, demoCommand, evalCommand, collectCommand, mergeCommand, infoCommand, serveCommand, setupCommand, buildCommand, doctorCommand];
+const COMMANDS: Command[] = [pruneCommand, demoCommand, evalCommand, compareCommand, attackCommand, collectCommand, mergeCommand, infoCommand, serveCommand, setupCommand, buildCommand, doctorCommand];
 
 function version(): string {
   // lib/cli/main.ts and dist/cli/main.js both sit two folders below package.json.

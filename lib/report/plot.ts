@@ -230,3 +230,14 @@ export function renderPlotPng(report: PruneReport, options: PngOptions = {}): Bu
   });
   return resvg.render().asPng();
 }
+
+/** Any SVG of this module's fonts as a PNG (white background): e.g. the comparison plot of excise compare. */
+export function rasterizeSvg(svg: string, width: number): Buffer {
+  const { mod, fontFiles } = loadResvg();
+  const bundled = fontFiles.length > 0;
+  return new mod.Resvg(svg, {
+    fitTo: { mode: 'width', value: Math.round(width) },
+    background: '#ffffff',
+    font: { loadSystemFonts: !bundled, fontFiles, defaultFontFamily: bundled ? 'DejaVu Sans' : 'sans-serif', ...(bundled ? { sansSerifFamily: 'DejaVu Sans' } : {}) },
+  }).render().asPng();
+}
