@@ -210,6 +210,29 @@ describe('families added by issue 15: saving and refused variants', () => {
       }
     });
 
+  // Generation runs on a KV cache (one query against cached keys): soft-capped and windowed
+  // attention, the local/global RoPE tables and interleaved rotary must give the tokens that greedy
+  // decoding by full forward passes gives. 9 + 8 tokens: the windows (4 and 5) bite.
+  it.each(['gemma2_window', 'gemma3_window', 'gptj_partial'])('%s: generate equals greedy decoding by full forward passes', async (name) => {
+    const model = await loadModel(join(variantsDir, name), { dtype: 'float32' });
+    try {
+      const prompt = [73, 9, 11, 36, 50, 0, 15, 44, 88].map((t) => t % model.config.vocabSize);
+      const generated = await model.generate(prompt, { maxNewTokens: 8 });
+      const seq = [...prompt];
+      const V = model.config.vocabSize;
+      for (let i = 0; i < 8; i++) {
+        const { logits } = await model.forward([seq]);
+        const row = logits.subarray((seq.length - 1) * V, seq.length * V);
+        let best = 0;
+        for (let v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+        seq.push(best);
+      }
+      expect(generated).toEqual(seq.slice(prompt.length));
+    } finally {
+      await model.dispose();
+    }
+  });
+
   // Each refused variant is ERR_UNSUPPORTED_CONFIG naming the config field.
   const refused: [string, string, (c: Record<string, unknown>) => void][] = [
     ['phi3_window', 'rope_scaling', (c) => { c.rope_scaling = { type: 'longrope', short_factor: [1], long_factor: [1] }; }],
