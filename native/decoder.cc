@@ -26,19 +26,15 @@ at::Tensor Norm::operator()(const at::Tensor& x) const {
     return at::layer_norm(x, {dim}, weight.defined() ? c10::optional<at::Tensor>(weight) : c10::nullopt,
                           bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt, eps);
   }
-  // Gemma's (offset + w) scale, and Gemma's / OLMo 2's weight multiply in float32: their own order.
-  if (weightInFloat || weightOffset != 0) {
-    at::Tensor h = x.to(at::kFloat);
-    h = h * at::rsqrt(h.pow(2).mean({-1}, /*keepdim=*/true) + eps);
-    if (!weight.defined()) return h.to(x.scalar_type());
-    if (weightInFloat) return (h * (weight.to(at::kFloat) + weightOffset)).to(x.scalar_type());
-    return (weight + weightOffset) * h.to(x.scalar_type());
-  }
   // RMSNorm as Hugging Face computes it: in float32, cast back, then scale by the weight.
   at::Tensor h = x.to(at::kFloat);
   at::Tensor var = h.pow(2).mean({-1}, /*keepdim=*/true);
   h = h * at::rsqrt(var + eps);
+  if (weightInFloat) {  // Gemma / OLMo 2 order: scale in float32, then cast back
+    return weight.defined() ? (h * (weight.to(at::kFloat) + weightOffset)).to(x.scalar_type()) : h.to(x.scalar_type());
+  }
   h = h.to(x.scalar_type());
+  if (weightOffset != 0 && weight.defined()) return (weight + weightOffset) * h;
   return weight.defined() ? weight * h : h;
 }
 
@@ -101,7 +97,7 @@ at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Ten
 
 // Attention with scores soft-capped before the mask (Gemma 2): softmax(cap * tanh(q.k * scale / cap)),
 // in float32 as Hugging Face's eager path. q [B, H, S, hd], k/v [B, KV, Sk, hd]; mask [B|1, 1, S, Sk]
-// bool (true = attend) or additive (0 / -inf, the model's dtype), or undefined (then causal when isCausal).
+// bool (true = attend) or undefined (then causal when isCausal).
 at::Tensor SoftcappedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& mask, bool isCausal,
                                double scale, double cap) {
   const int64_t H = q.size(1), KV = k.size(1);
@@ -111,13 +107,12 @@ at::Tensor SoftcappedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, 
   }
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scale;  // [B, H, S, Sk]
   scores = at::tanh(scores / cap) * cap;
-  const double inf = std::numeric_limits<double>::infinity();
-  if (mask.defined()) {
-    scores = mask.scalar_type() == at::kBool ? scores.masked_fill(mask.logical_not(), -inf) : scores + mask;
-  } else if (isCausal) {
+  at::Tensor allowed = mask;
+  if (!allowed.defined() && isCausal) {
     const int64_t S = q.size(2), Sk = k.size(2);
-    scores = scores.masked_fill(at::ones({S, Sk}, q.options().dtype(at::kBool)).tril(Sk - S).logical_not(), -inf);
+    allowed = at::ones({S, Sk}, q.options().dtype(at::kBool)).tril(Sk - S);
   }
+  if (allowed.defined()) scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   return at::matmul(probs, v);  // [B, H, S, hd]
 }
