@@ -163,7 +163,14 @@ at::Tensor Decoder::activation(const at::Tensor& x) const {
 
 at::Tensor Decoder::mlp(int64_t layer, const Block& b, const at::Tensor& x, const ForwardOptions& opts,
                         const HookContext& ctx) const {
-  at::Tensor h = cfg_.gatedMlp ? activation(b.gate(x)) * b.fcIn(x) : activation(b.fcIn(x));  // [B, S, dMlp]
+  at::Tensor h;  // [B, S, dMlp]
+  if (b.gateUp.defined()) {  // one GEMM, then [gate | up] as Hugging Face chunks it
+    at::Tensor y = b.gateUp(x);
+    const int64_t n = y.size(-1) / 2;
+    h = activation(y.narrow(-1, 0, n)) * y.narrow(-1, n, n);
+  } else {
+    h = cfg_.gatedMlp ? activation(b.gate(x)) * b.fcIn(x) : activation(b.fcIn(x));
+  }
   if (opts.hooks) opts.hooks->call(layer, HookSite::MlpPreOut, h, ctx);
   return b.fcOut(h);
 }

@@ -43,6 +43,8 @@ struct Block {
   Linear o;        // attention output projection; input = blocks.{L}.attn.pre_out
   Linear fcIn;     // MLP in (non-gated) or up (gated)
   Linear gate;     // gated MLPs only
+  Linear gateUp;   // fused [gate | up] (Phi-3): the forward uses it (autograd reaches the stored tensor);
+                   // gate / fcIn are row views of it, for pruning's in-place edits
   Linear fcOut;    // MLP output projection; input = blocks.{L}.mlp.pre_out
 };
 

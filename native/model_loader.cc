@@ -80,8 +80,11 @@ void SetWeight(Linear& l, const at::Tensor& t, bool inputMajor) {
   l.inputMajor = inputMajor;
 }
 
-// A fused [gate | up] weight [2 dMlp, d] becomes two row views: pruning edits reach the stored tensor.
+// A fused [gate | up] weight [2 dMlp, d]: the forward multiplies by it whole (so training's gradients
+// reach it: a view made before requires_grad is set carries none), and its two row views are what
+// pruning edits in place.
 void SplitGateUp(Block& b, const at::Tensor& t, int64_t dMlp) {
+  b.gateUp.weight = t;
   b.gate.weight = t.narrow(0, 0, dMlp);
   b.fcIn.weight = t.narrow(0, dMlp, dMlp);
 }

@@ -49,7 +49,7 @@ namespace excise {
   X(FcInB, Layer, "MLP input bias", s.fcIn.bias = t)                                                   \
   X(GateW, Layer, "MLP gate weight", SetWeight(s.gate, t, inputMajor))                                 \
   X(GateB, Layer, "MLP gate bias", s.gate.bias = t)                                                    \
-  /* [gate | up] in one [2 dMlp, d] tensor (Phi-3): bound as two row views, so edits reach the file */ \
+  /* [gate | up] in one [2 dMlp, d] tensor (Phi-3): used whole, and as two row views for pruning */   \
   X(GateUpW, Layer, "fused MLP gate/up weight", SplitGateUp(s, t, cfg.dMlp))                           \
   /* MLP output projection: its input is blocks.{L}.mlp.pre_out */                                     \
   X(FcOutW, Layer, "MLP output weight", SetWeight(s.fcOut, t, inputMajor))                             \

@@ -85,7 +85,7 @@ const FamilyAdapter& Gemma3Family() {
   static const FamilyAdapter f{
       "gemma3",
       {"Gemma3ForCausalLM"},
-      {"model.", "language_model.model.", ""},
+      {"model.", ""},
       &ReadGemma3,
       {
           {Role::Embed, "{P}embed_tokens.weight", [](const C& c) { return Dims{c.vocabSize, c.dModel}; }},
