@@ -40,3 +40,4 @@ export {
 } from './pipeline.js';
 export { formatStepsTable, renderPlotSvg, renderPlotPng, writeReport, PLOT_WIDTH, PLOT_HEIGHT, type PngOptions } from './report/index.js';
 export { Trainer, type TrainOptions, type TrainStepResult } from './train.js';
+export { initDistributed, ProcessGroup, type DistributedOptions } from './distributed.js';

@@ -17,6 +17,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stopModelThreadsForExit", Napi::Function::New(env, excise::StopModelThreadsForExitJs, "stopModelThreadsForExit"));
   exports.Set("loadModel", Napi::Function::New(env, excise::LoadModelJs, "loadModel"));
   exports.Set("createRandomModel", Napi::Function::New(env, excise::CreateRandomModelJs, "createRandomModel"));
+  exports.Set("distInit", Napi::Function::New(env, excise::DistInitJs, "distInit"));
+  exports.Set("distAllReduceSum", Napi::Function::New(env, excise::DistAllReduceSumJs, "distAllReduceSum"));
+  exports.Set("distCall", Napi::Function::New(env, excise::DistCallJs, "distCall"));
+  exports.Set("distPeerFailure", Napi::Function::New(env, excise::DistPeerFailureJs, "distPeerFailure"));
   return exports;
 }
 

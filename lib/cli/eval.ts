@@ -5,6 +5,7 @@ import { percent } from '../report/table.js';
 import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, type OptionSpec } from './args.js';
 import { checkMaxLength, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
 import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
+import { groupFromEnv, LAUNCH_HELP, LAUNCH_OPTIONS, launchSettings, launchWorkers, workerDevice } from './launch.js';
 
 const OPTIONS: OptionSpec = {
   model: { type: 'string' },
@@ -16,6 +17,7 @@ const OPTIONS: OptionSpec = {
   json: { type: 'boolean' },
   ...MODEL_OPTIONS,
   ...DATA_OPTIONS,
+  ...LAUNCH_OPTIONS,
 };
 
 const HELP = `Usage: excise eval --model DIR --data SPEC [options]
@@ -32,7 +34,7 @@ same accuracies over targets outside the 50 most common tokens of the evaluated 
   --device D           cpu (default), cuda or cuda:N
   --dtype T            float32, float16 or bfloat16
   --json               print the metrics as JSON
-${dataHelp(false)}`;
+${dataHelp(false)}${LAUNCH_HELP}`;
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -40,6 +42,7 @@ export const evalCommand: Command = {
   help: HELP,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values } = parseCommandArgs('eval', argv, OPTIONS);
+    const launch = launchSettings(values, io.env);
     const modelDir = requireStr(values, 'model', 'eval');
     const dataSpec = requireStr(values, 'data', 'eval');
     const tokens = parseCount('tokens', str(values, 'tokens') ?? '100000', { suffixes: true });
@@ -49,15 +52,21 @@ export const evalCommand: Command = {
     const load = loadOptions(values);
     const flags = parseDataFlags(values, ['data']);
     const data = await openDataset('--data', dataSpec, undefined, flags.forSet('data'));
+    if (launch) return launchWorkers('eval', argv, launch, io);
     reportDatasets(io, [['--data', data]]);
-    const model = await loadTextModel(modelDir, load);
+    const group = await groupFromEnv(io.env);
+    const model = await loadTextModel(modelDir, { ...load, device: workerDevice(load.device, io.env) });
     try {
       checkMaxLength(model, maxLength);
       const r = await model.evaluate(data, {
         maxTokens: tokens, topK, batchSize, maxLength, ...longDocsOption(flags.longDocs),
         onProgress: (done) => io.progress.update(`evaluating ${data.name}`, done, tokens),
+        ...(group ? { group } : {}),
       });
       io.progress.clear();
+      // Every rank holds the same metrics; rank 0 prints them.
+      if (group) await group.destroy();
+      if (group && !group.isMain) return 0;
       const longLine = tokensLine('--data', r);
       if (longLine) io.stderr.write(longLine + '\n');
       if (flag(values, 'json')) {
