@@ -117,6 +117,12 @@ async function collectInto(target: CollectTarget, source: DocumentSource, o: {
   for (const h of uniqueHooks) sums.set(h, exported.hooks[h]);
   let tokens = exported.tokens;
   if (group) {
+    // A rank that ran no batch (fewer batches than ranks) exported no sums: its share is zeros.
+    for (const [h, sm] of sums) {
+      if (sm && SUM_FIELDS.every((k) => sm[k] !== undefined)) continue;
+      const width = h.endsWith('.mlp.pre_out') ? config.dMlp : config.nHeads * config.headDim;
+      sums.set(h, { sum: new Float64Array(width), sumAbs: new Float64Array(width), sumSq: new Float64Array(width), sumSqrtAbs: new Float64Array(width), countPositive: new Float64Array(width) });
+    }
     tokens = await allReduceSums(group, sums, tokens);
     counted = tokens;
   }
