@@ -119,6 +119,9 @@ export class ProcessGroup {
     this.handle = undefined;
     const message = error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error);
     await native().distCall(handle, 'reportFailure', message).catch(() => {});
+    // Rank 0 serves the store: keep it up a moment so the peers' heartbeat threads (which look
+    // every second) read this message instead of only finding the store gone.
+    if (this.rank === 0 && this.worldSize > 1) await new Promise((r) => setTimeout(r, 1500));
     await native().distCall(handle, 'close').catch(() => {});
   }
 
