@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ActivationStats } from '../lib/index.js';
+import { ActivationStats, ExciseError, initDistributed, loadModel } from '../lib/index.js';
 
 const root = join(import.meta.dirname, '..');
 const workerScript = join(root, 'test', 'helpers', 'distributed-worker.ts');
@@ -178,4 +178,23 @@ describe('excise collect --nproc 2', () => {
     }
     expect(worst).toBeLessThan(1e-12);
   }, 150_000);
+});
+
+describe('bad settings', () => {
+  it('are refused with ERR_INVALID_ARGUMENT naming the setting, before any rendezvous', async () => {
+    const refused = async (run: () => Promise<unknown>, message: RegExp) => {
+      const err = await run().then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ExciseError);
+      expect((err as ExciseError).code).toBe('ERR_INVALID_ARGUMENT');
+      expect((err as ExciseError).message).toMatch(message);
+    };
+    await refused(() => initDistributed({ rank: 2, worldSize: 2, masterPort: 1 }), /rank \(RANK\): expected an integer in 0\.\.1, received the number 2/);
+    await refused(() => initDistributed({ worldSize: 0 }), /worldSize \(WORLD_SIZE\): expected an integer in 1\.\./);
+    await refused(() => initDistributed({ masterPort: 70000 }), /masterPort \(MASTER_PORT\): expected an integer in 1\.\.65535/);
+    await refused(() => initDistributed({ ranks: 2 } as never), /unknown option "ranks"/);
+    const model = await loadModel(join(root, 'test', 'fixtures', 'hf-golden', 'llama'));
+    await refused(() => model.collect([[1, 2, 3]], { group: {} as never }), /collect: group: expected a ProcessGroup from initDistributed\(\)/);
+    await refused(() => model.evaluate([[1, 2, 3]], { group: 'x' as never }), /evaluate: group: expected a ProcessGroup/);
+    await model.dispose();
+  });
 });
