@@ -40,7 +40,7 @@ async function main() {
 
   if (args.task === 'killMidCollect') {
     // Rank 1 dies (SIGKILL: no cleanup, no goodbye) after its first batch; rank 0 must notice.
-    await model.collect(documents(4, 4000), {
+    await model.collect(documents(4, 1000), {
       batchSize: 2, group,
       onProgress: () => { if (rank === 1) process.kill(process.pid, 'SIGKILL'); },
     });
