@@ -17,6 +17,8 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         'native',
         '<!@(node scripts/find-libtorch.cjs --include)',
+        # The Gloo headers c10d's ProcessGroupGloo.hpp includes (LibTorch wheels lack them).
+        'native/vendor/gloo',
       ],
       'defines': [
         'NAPI_VERSION=8',

@@ -31,7 +31,9 @@ export type ErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_TORCH'
-  | 'ERR_INTERNAL';
+  | 'ERR_INTERNAL'
+  | 'ERR_RENDEZVOUS'
+  | 'ERR_RANK_FAILED';
 
 export class ExciseError extends Error {
   readonly code: ErrorCode;

@@ -53,3 +53,4 @@ export type { SequenceLogprobs, SequenceLogprobOptions } from './method/logprobs
 export { gradientAscent, gradientDifference, relearningAttack, packRows, type TrainLoopOptions, type TrainLoopResult, type RelearnOptions, type RelearnReport, type AttackMetrics, type TrainSource } from './method/unlearn.js';
 export { outputColumnNorms, wandaScores } from './method/wanda.js';
 export { compareMethods, formatCompareTable, COMPARE_METHODS, type CompareMethod, type CompareOptions, type CompareReport, type MethodReport } from './compare.js';
+export { initDistributed, ProcessGroup, type DistributedOptions } from './distributed.js';

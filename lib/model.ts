@@ -634,6 +634,9 @@ export class Model {
    * Writes the model as a Hugging Face folder plus excise.json (what was pruned). Atomic; refuses
    * the model's source folder, and an existing folder unless { overwrite: true }.
    */
+  /** Whether a trainer was made: its steps may change any weight (saving then rewrites every shard). */
+  private trained = false;
+
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
     checkOptionsObject('save(options)', options);
     const handle = this.live();
@@ -644,9 +647,13 @@ export class Model {
 
   private async saveNow(handle: NativeModel, dir: string, options: SaveOptions): Promise<void> {
     const counts = this.masks.counts;
+    // Pruning edits only its own layers' tensors; training may have changed any weight.
+    const changedLayers = this.trained ? 'all' as const
+      : new Set(counts.ff.map((n, layer) => n + counts.attn[layer] > 0 ? layer : -1).filter((layer) => layer >= 0));
     await saveModelFolder({
       handle,
       sourceDir: this.dir,
+      changedLayers,
       config: this.sourceConfig,
       dtype: this.dtype,
       excise: {
@@ -667,6 +674,7 @@ export class Model {
   trainer(options: TrainOptions = {}): Trainer {
     checkOptionsObject('trainer(options)', options);
     const handle = this.live();
+    this.trained = true;
     // Creating the native trainer only checks the options; it touches the weights on the model's
     // thread, at its first step, in call order.
     return new Trainer(handle, handle.trainerCreate(trainOptions(options)), this.config.vocabSize, this.order);

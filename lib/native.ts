@@ -108,7 +108,8 @@ export interface NativeModel {
   /** rowWeights [batch]: each row's loss weight (-1 = gradient ascent on that row); absent = all 1. */
   trainStep(trainer: NativeTrainer, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, rowWeights?: Float64Array): Promise<import('./train.js').TrainStepResult>;
   trainerClose(trainer: NativeTrainer): Promise<void>;
-  saveWeights(dir: string, maxShardBytes: number, dtype?: string): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
+  /** plan: exactly these files with these tensors (instead of shards of maxShardBytes). */
+  saveWeights(dir: string, maxShardBytes: number, dtype?: string, plan?: { file: string; names: string[] }[]): Promise<{ files: string[]; weightMap: Record<string, string>; totalSize: number }>;
 }
 
 /** Opaque handle of a model's native decode engine (native/decode_engine.h). */
@@ -163,7 +164,26 @@ export interface NativeStatsExport {
   hooks: Record<string, Record<string, Float64Array>>;
 }
 
+/** Opaque handle of a c10d process group (native/distributed.h). */
+export type NativeProcessGroup = { readonly __brand: 'NativeProcessGroup' };
+
+export interface NativeProcessGroupSettings {
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  timeoutMs: number;
+  socketInterface?: string;
+}
+
 export interface NativeBinding {
+  /** Rendezvous (TCPStore on rank 0) and a Gloo process group; rejects with ERR_RENDEZVOUS. */
+  distInit(settings: NativeProcessGroupSettings): Promise<NativeProcessGroup>;
+  /** The element-wise float64 sum over ranks, in a new array; rejects with ERR_RANK_FAILED naming the rank. */
+  distAllReduceSum(group: NativeProcessGroup, data: Float64Array): Promise<Float64Array>;
+  distCall(group: NativeProcessGroup, call: 'barrier' | 'reportFailure' | 'close', message?: string): Promise<void>;
+  /** What the heartbeat thread noticed about the peers since (a failed or silent rank), or null. */
+  distPeerFailure(group: NativeProcessGroup): string | null;
   setErrorClass(ctor: typeof ExciseError): void;
   runtimeInfo(): NativeRuntimeInfo;
   setTf32(enabled: boolean): void;

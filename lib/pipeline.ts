@@ -16,6 +16,7 @@ import type { EvalResult } from './method/evaluate.js';
 import { scoreNeurons, SCORINGS, type NeuronScores, type Scoring } from './method/scoring.js';
 import { countFor, randomSelection, selectNeurons, type Selection } from './method/selection.js';
 import type { ActivationStats } from './method/stats.js';
+import { checkGroup, type ProcessGroup } from './distributed.js';
 
 /** A dataset from loadDataset(), a path / spec string, or in-memory texts or token ids. */
 export type DatasetInput = DatasetLike | readonly (readonly number[])[];
@@ -70,6 +71,12 @@ export interface SelectivePruneOptions {
   onStep?: (state: PipelineState) => void | Promise<void>;
   /** Continue an interrupted run (the model must be the unpruned original). */
   resume?: PipelineState;
+  /**
+   * A process group (initDistributed()): every collection and evaluation is shared out over the
+   * ranks (see collect's `group`); every rank makes the same selection and prunes its own replica,
+   * and returns the same report. `onStep` is called on rank 0 only (the one that writes state).
+   */
+  group?: ProcessGroup;
 }
 
 export interface ProgressEvent {
@@ -157,7 +164,7 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 export async function selectivePrune(model: Model, options: SelectivePruneOptions): Promise<PruneReport> {
   if (options === null || typeof options !== 'object') throw invalidArgument('selectivePrune(model, options)', 'an options object', options);
   const allowed = ['forget', 'retain', 'evals', 'ffFrac', 'attnFrac', 'steps', 'iterative', 'collectTokens', 'evalTokens', 'scoring',
-    'eps', 'scorer', 'selection', 'seed', 'evalFraction', 'batchSize', 'maxLength', 'longDocs', 'stopWhen', 'signal', 'onProgress', 'onStep', 'resume'];
+    'eps', 'scorer', 'selection', 'seed', 'evalFraction', 'batchSize', 'maxLength', 'longDocs', 'stopWhen', 'signal', 'onProgress', 'onStep', 'resume', 'group'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `selectivePrune: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
@@ -182,6 +189,8 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
   const batchSize = options.batchSize;
   const maxLength = options.maxLength;
   const longDocs = options.longDocs !== undefined ? { longDocs: options.longDocs } : {};
+  const group = checkGroup('selectivePrune', options.group);
+  const grouped = group ? { group } : {};
 
   // Datasets: each split deterministically into a part for statistics and a part for evaluation.
   const forget = asDataset(options.forget, 'forget');
@@ -198,6 +207,10 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
   const attnNeurons = nHeads * headDim;
   const signal = options.signal;
   const aborted = () => signal?.aborted === true;
+  // Stopped by the signal: this rank's ERR_ABORTED, or, with a group, a peer that stopped for the
+  // same Ctrl-C first (its closed connection fails this rank's collective).
+  const isAbort = (err: unknown) => err instanceof ExciseError &&
+    (err.code === 'ERR_ABORTED' || (group !== undefined && aborted() && err.code === 'ERR_RANK_FAILED'));
   const progress = (step: number, phase: ProgressEvent['phase'], set: string, totalTokens: number) => (tokens: number) =>
     options.onProgress?.({ step, phase, set, tokens, totalTokens });
 
@@ -209,7 +222,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
   // accuracies count the same targets.
   const skipTokens = new Map<string, number[]>();
   const collectStats = async (step: number) => {
-    const collectOpts = (set: string) => ({ maxTokens: collectTokens, batchSize, maxLength, ...longDocs, signal, onProgress: progress(step, 'collect', set, collectTokens) });
+    const collectOpts = (set: string) => ({ maxTokens: collectTokens, batchSize, maxLength, ...longDocs, ...grouped, signal, onProgress: progress(step, 'collect', set, collectTokens) });
     const forgetStats: ActivationStats = await model.collect(forgetSplit.collect, collectOpts('forget'));
     const retainStats: ActivationStats = await model.collect(retainSplit.collect, collectOpts('retain'));
     if (options.scorer) return options.scorer(forgetStats, retainStats);
@@ -250,7 +263,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
     const metrics: Record<string, SetMetrics> = {};
     for (const [name, ds] of evalSets) {
       const r = await model.evaluate(ds, {
-        maxTokens: evalTokens, batchSize, maxLength, ...longDocs, skipTokens: skipTokens.get(name), signal,
+        maxTokens: evalTokens, batchSize, maxLength, ...longDocs, ...grouped, skipTokens: skipTokens.get(name), signal,
         onProgress: progress(step, 'evaluate', name, evalTokens),
       });
       skipTokens.set(name, r.skipTokens);
@@ -259,6 +272,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
     return { metrics, seconds: (performance.now() - t0) / 1000 };
   };
   const checkpoint = async () => {
+    if (group && !group.isMain) return;  // rank 0 alone writes state
     await options.onStep?.({
       version: 1, completedSteps: selections.length, selections: structuredClone(selections),
       skipTokens: Object.fromEntries(skipTokens), report: structuredClone(report),
@@ -301,6 +315,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
         : selectNeurons(scores!, { ffFrac, attnFrac, pruned });
       const nSelected = { ff: sum(selection.ff.map((l) => l.length)), attn: sum(selection.attn.map((l) => l.length)) };
       if (nSelected.ff + nSelected.attn === 0) return finish('exhausted');
+      if (group) await checkSameSelection(group, selection);
       options.onProgress?.({ step, phase: 'prune', set: 'model', tokens: 0, totalTokens: 0 });
       await model.prune(selection);
       const pruneSeconds = (performance.now() - tp) / 1000;
@@ -309,7 +324,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
       try {
         ev = await evaluateAll(step);
       } catch (err) {
-        if (err instanceof ExciseError && err.code === 'ERR_ABORTED') {
+        if (isAbort(err)) {
           await rollBack();
           return finish('aborted');
         }
@@ -329,11 +344,25 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
     }
     return finish('steps');
   } catch (err) {
-    if (err instanceof ExciseError && err.code === 'ERR_ABORTED') {
+    if (isAbort(err)) {
       await rollBack();
       return finish('aborted');
     }
     throw err;
+  }
+}
+
+/**
+ * Every rank computes the selection from the same all-reduced statistics, so they agree; this checks
+ * it (one all-reduce of a fingerprint) rather than letting replicas drift apart silently.
+ */
+async function checkSameSelection(group: ProcessGroup, selection: Selection): Promise<void> {
+  let h = 0;
+  const mix = (v: number) => { h = (h * 31 + v + 1) % 1_000_000_007; };
+  for (const part of [selection.ff, selection.attn]) for (const layer of part) { mix(-1); for (const n of layer) mix(n); }
+  const all = await group.allReduceSum(Float64Array.of(h, h * h % 1_000_000_007));
+  if (all[0] !== h * group.worldSize || all[1] !== (h * h % 1_000_000_007) * group.worldSize) {
+    throw new ExciseError('ERR_INTERNAL', `selectivePrune: rank ${group.rank}'s selection differs from another rank's (the replicas would diverge)`);
   }
 }
 

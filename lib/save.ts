@@ -4,7 +4,7 @@
  * temporary sibling folder, then renamed into place. Never into the model's own source folder, and
  * never over an existing folder unless asked to.
  */
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -36,6 +36,79 @@ export interface SaveSource {
   config: Record<string, unknown>;
   dtype: string;
   excise: Record<string, unknown>;
+  /** Layers whose tensors may differ from the source checkpoint ('all' after training). */
+  changedLayers?: ReadonlySet<number> | 'all';
+}
+
+/** safetensors dtype names of the float dtypes a model saves in. */
+const SAFETENSORS_DTYPE: Record<string, string> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+
+/** The JSON header of a safetensors file (tensor name -> { dtype, ... }), read without the data. */
+function safetensorsHeader(file: string): Record<string, { dtype?: string }> {
+  const fd = openSync(file, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    if (readSync(fd, len, 0, 8, 0) !== 8) throw new Error('short file');
+    const n = Number(len.readBigUInt64LE(0));
+    if (n > 100 * 1024 * 1024) throw new Error('header too large');
+    const header = Buffer.alloc(n);
+    if (readSync(fd, header, 0, n, 8) !== n) throw new Error('short header');
+    return JSON.parse(header.toString('utf8')) as Record<string, { dtype?: string }>;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The transformer layer a checkpoint tensor belongs to (model.layers.3.…, transformer.h.3.…), or -1. */
+function layerOf(name: string): number {
+  const m = /(?:^|\.)(?:layers|h|layer|blocks|decoder\.layers)\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : -1;
+}
+
+/**
+ * For a model loaded from a sharded checkpoint and saved in its layout and dtype: which shards hold a
+ * tensor of a changed layer (to be written) and which hold none (to be copied byte for byte).
+ * Undefined when the save cannot reuse the source's shards (not sharded, other dtype or shard size,
+ * trained weights, other tensors).
+ */
+function reusableShards(src: SaveSource, dtype: string, tensorNames: string[], options: SaveOptions): { write: { file: string; names: string[] }[]; copy: string[]; index: string } | undefined {
+  if (!src.sourceDir || src.changedLayers === undefined || src.changedLayers === 'all' || options.maxShardSize !== undefined) return undefined;
+  const index = join(src.sourceDir, 'model.safetensors.index.json');
+  if (!existsSync(index)) return undefined;
+  let weightMap: Record<string, string>;
+  try {
+    weightMap = (JSON.parse(readRegularFile(index, 64 * 1024 * 1024, { missing: 'ERR_IO', invalid: 'ERR_IO' })) as { weight_map: Record<string, string> }).weight_map;
+  } catch {
+    return undefined;
+  }
+  if (!weightMap || typeof weightMap !== 'object') return undefined;
+  const names = Object.keys(weightMap);
+  if (names.length !== tensorNames.length || !tensorNames.every((n) => typeof weightMap[n] === 'string')) return undefined;
+  const byFile = new Map<string, string[]>();
+  for (const n of tensorNames) {
+    const f = weightMap[n];
+    if (f.includes('/') || f.startsWith('.')) return undefined;
+    byFile.set(f, [...(byFile.get(f) ?? []), n]);
+  }
+  const wanted = SAFETENSORS_DTYPE[dtype];
+  const write: { file: string; names: string[] }[] = [];
+  const copy: string[] = [];
+  for (const [file, fileNames] of byFile) {
+    let header: Record<string, { dtype?: string }>;
+    try {
+      header = safetensorsHeader(join(src.sourceDir, file));
+    } catch {
+      return undefined;
+    }
+    // A float tensor stored in another dtype would be converted: the bytes would differ.
+    for (const n of fileNames) {
+      const d = header[n]?.dtype;
+      if (d === undefined || (['F32', 'F16', 'BF16', 'F64'].includes(d) && d !== wanted)) return undefined;
+    }
+    if (fileNames.some((n) => (src.changedLayers as ReadonlySet<number>).has(layerOf(n)))) write.push({ file, names: fileNames });
+    else copy.push(file);
+  }
+  return { write, copy, index };
 }
 
 function realOrResolved(p: string): string {
@@ -160,9 +233,19 @@ export async function saveModelFolder(src: SaveSource, dir: string, options: Sav
     madeTmp = true;
     const marker = join(tmp, SAVE_MARKER);
     writeFileSync(marker, JSON.stringify({ excise: 'incomplete-save', pid: process.pid, host: hostname(), target, startedAt: new Date().toISOString() }) + '\n');
-    const { files, weightMap, totalSize } = await withCallerStack(() => src.handle.saveWeights(tmp, maxShard, dtype));
-    if (files.length > 1) {
-      writeFileSync(join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
+    // A sharded checkpoint saved in its own layout and dtype: only the shards holding a changed
+    // layer are written; the others are copied byte for byte (a reflink where the file system
+    // has them), and so is the index.
+    const reuse = reusableShards(src, dtype, src.handle.tensorNames(), options);
+    if (reuse) {
+      if (reuse.write.length > 0) await withCallerStack(() => src.handle.saveWeights(tmp, maxShard, dtype, reuse.write));
+      for (const f of reuse.copy) copyFileSync(join(src.sourceDir!, f), join(tmp, f), fsConstants.COPYFILE_FICLONE);
+      copyFileSync(reuse.index, join(tmp, 'model.safetensors.index.json'));
+    } else {
+      const { files, weightMap, totalSize } = await withCallerStack(() => src.handle.saveWeights(tmp, maxShard, dtype));
+      if (files.length > 1) {
+        writeFileSync(join(tmp, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
+      }
     }
     const config: Record<string, unknown> = { ...src.config };
     // The weights are written in the model's dtype; say so where transformers looks.

@@ -8,6 +8,10 @@ Napi::Value RuntimeInfoJs(const Napi::CallbackInfo& info);  // runtime_binding.c
 Napi::Value SetTf32Js(const Napi::CallbackInfo& info);       // runtime_binding.cc
 Napi::Value ReadSafetensorsJs(const Napi::CallbackInfo& info);   // safetensors_binding.cc
 Napi::Value WriteSafetensorsJs(const Napi::CallbackInfo& info);  // safetensors_binding.cc
+Napi::Value DistInitJs(const Napi::CallbackInfo& info);          // distributed_binding.cc
+Napi::Value DistAllReduceSumJs(const Napi::CallbackInfo& info);  // distributed_binding.cc
+Napi::Value DistCallJs(const Napi::CallbackInfo& info);          // distributed_binding.cc
+Napi::Value DistPeerFailureJs(const Napi::CallbackInfo& info);   // distributed_binding.cc
 Napi::Value StopModelThreadsForExitJs(const Napi::CallbackInfo& info);  // worker.cc
 // engine_binding.cc: the decode engine (decode_engine.h) and scoring (score.h) of a model.
 Napi::Value EngineCreateJs(const Napi::CallbackInfo& info);

@@ -5,8 +5,9 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <limits>
 #include <cstring>
+#include <limits>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -255,11 +256,14 @@ class SaveWeightsJob : public Job {
  public:
   // dtype: the floating-point dtype written (converted per shard while writing), or nullopt to
   // write each weight in the dtype it is held in.
+  // plan: when not empty, exactly these files with these tensors (saving only the changed shards of
+  // a sharded checkpoint: lib/save.ts links the others), instead of shards of maxShardBytes.
   SaveWeightsJob(Napi::Env env, std::shared_ptr<Decoder> d, std::string dir, int64_t maxShardBytes,
-                 std::optional<at::ScalarType> dtype)
-      : Job(env), d_(std::move(d)), dir_(std::move(dir)), maxShardBytes_(maxShardBytes), dtype_(dtype) {}
+                 std::optional<at::ScalarType> dtype, std::vector<std::pair<std::string, std::vector<std::string>>> plan = {})
+      : Job(env), d_(std::move(d)), dir_(std::move(dir)), maxShardBytes_(maxShardBytes), dtype_(dtype), plan_(std::move(plan)) {}
 
   void Execute() override {
+    if (!plan_.empty()) return WritePlan();
     std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
     int64_t shardBytes = 0;
     for (const auto& [name, t] : d_->params()) {
@@ -293,6 +297,23 @@ class SaveWeightsJob : public Job {
       for (const auto& p : shards[i]) weightMap_.emplace_back(p.first, file);
     }
   }
+  void WritePlan() {
+    std::map<std::string, at::Tensor> byName(d_->params().begin(), d_->params().end());
+    for (const auto& [file, names] : plan_) {
+      std::vector<std::pair<std::string, at::Tensor>> shard;
+      for (const auto& name : names) {
+        auto it = byName.find(name);
+        if (it == byName.end()) throw Error(code::kInvalidArgument, "saveWeights: the model has no tensor " + name);
+        const at::Tensor& t = it->second;
+        shard.emplace_back(name, dtype_ && t.is_floating_point() ? t.to(*dtype_) : t);
+        total_ += shard.back().second.numel() * static_cast<int64_t>(shard.back().second.element_size());
+        weightMap_.emplace_back(name, file);
+      }
+      WriteSafetensors(dir_ + "/" + file, shard, {{"format", "pt"}});
+      files_.push_back(file);
+    }
+  }
+
   Napi::Value OnOK(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
     Napi::Array files = Napi::Array::New(env, files_.size());
@@ -310,6 +331,7 @@ class SaveWeightsJob : public Job {
   std::string dir_;
   int64_t maxShardBytes_;
   std::optional<at::ScalarType> dtype_;
+  std::vector<std::pair<std::string, std::vector<std::string>>> plan_;
   std::vector<std::string> files_;
   std::vector<std::pair<std::string, std::string>> weightMap_;
   int64_t total_ = 0;
@@ -605,7 +627,23 @@ Napi::Value ModelWrap::SaveWeights(const Napi::CallbackInfo& info) {
     if (maxShard <= 0) throw Error(code::kInvalidArgument, "maxShardBytes must be positive");
     std::optional<at::ScalarType> dtype;
     if (info.Length() > 2 && info[2].IsString()) dtype = ParseDtype(info[2].As<Napi::String>().Utf8Value());
-    return Queue(env, std::make_unique<SaveWeightsJob>(env, d, dir, maxShard, dtype));
+    // plan (optional): [{ file, names: [...] }], the files to write and their tensors.
+    std::vector<std::pair<std::string, std::vector<std::string>>> plan;
+    if (info.Length() > 3 && info[3].IsArray()) {
+      Napi::Array entries = info[3].As<Napi::Array>();
+      for (uint32_t i = 0; i < entries.Length(); ++i) {
+        Napi::Object e = entries.Get(i).As<Napi::Object>();
+        const std::string file = e.Get("file").As<Napi::String>().Utf8Value();
+        if (file.empty() || file.find('/') != std::string::npos || file[0] == '.') {
+          throw Error(code::kInvalidArgument, "saveWeights: plan file names must be plain file names");
+        }
+        Napi::Array names = e.Get("names").As<Napi::Array>();
+        std::vector<std::string> list;
+        for (uint32_t j = 0; j < names.Length(); ++j) list.push_back(names.Get(j).As<Napi::String>().Utf8Value());
+        plan.emplace_back(file, std::move(list));
+      }
+    }
+    return Queue(env, std::make_unique<SaveWeightsJob>(env, d, dir, maxShard, dtype, std::move(plan)));
   });
 }
 

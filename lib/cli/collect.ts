@@ -8,6 +8,7 @@ import { ExciseError } from '../errors.js';
 import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, UsageError, type OptionSpec } from './args.js';
 import { checkMaxLength, checkWritable, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
 import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
+import { groupFromEnv, LAUNCH_HELP, LAUNCH_OPTIONS, launchSettings, launchWorkers, workerDevice } from './launch.js';
 
 const OPTIONS: OptionSpec = {
   model: { type: 'string' },
@@ -20,6 +21,7 @@ const OPTIONS: OptionSpec = {
   overwrite: { type: 'boolean' },
   ...MODEL_OPTIONS,
   ...DATA_OPTIONS,
+  ...LAUNCH_OPTIONS,
 };
 
 const HELP = `Usage: excise collect --model DIR --data SPEC --out STATS.safetensors [options]
@@ -38,7 +40,7 @@ count x > 0) over a dataset and saves them. Shards merge exactly with "excise me
   --overwrite          replace an existing --out file
   --device D           cpu (default), cuda or cuda:N
   --dtype T            float32, float16 or bfloat16
-${dataHelp(false)}
+${dataHelp(false)}${LAUNCH_HELP}
 The statistics feed "excise merge" and "excise prune --forget-stats F --retain-stats R".
 `;
 
@@ -48,6 +50,7 @@ export const collectCommand: Command = {
   help: HELP,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values } = parseCommandArgs('collect', argv, OPTIONS);
+    const launch = launchSettings(values, io.env);
     const modelDir = requireStr(values, 'model', 'collect');
     const dataSpec = requireStr(values, 'data', 'collect');
     const out = resolve(requireStr(values, 'out', 'collect'));
@@ -62,8 +65,11 @@ export const collectCommand: Command = {
     const load = loadOptions(values);
     const flags = parseDataFlags(values, ['data']);
     const data = await openDataset('--data', dataSpec, undefined, flags.forSet('data'));
+    if (launch) return launchWorkers('collect', argv, launch, io);
     reportDatasets(io, [['--data', data]]);
-    const model = await loadTextModel(modelDir, load);
+    // Several ranks: join the group once every rank has checked its flags (nothing is written yet).
+    const group = await groupFromEnv(io.env);
+    const model = await loadTextModel(modelDir, { ...load, device: workerDevice(load.device, io.env) });
     try {
       checkMaxLength(model, maxLength);
       let hooks: string[] | undefined;
@@ -79,10 +85,14 @@ export const collectCommand: Command = {
       const stats = await model.collect(data, {
         hooks, maxTokens: tokens, batchSize, maxLength, ...longDocsOption(flags.longDocs),
         onProgress: (done) => io.progress.update(`collecting ${data.name}`, done, tokens ?? Infinity),
+        ...(group ? { group } : {}),
       });
       io.progress.clear();
       const longLine = tokensLine('--data', stats);
       if (longLine) io.stderr.write(longLine + '\n');
+      // Every rank holds the same all-reduced statistics; rank 0 writes them.
+      if (group) await group.destroy();
+      if (group && !group.isMain) return 0;
       await stats.save(out);
       io.stdout.write(`collected ${stats.hookNames.length} hook points over ${stats.tokens} tokens of ${data.source}\nwrote ${out}\n`);
       return 0;

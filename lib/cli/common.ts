@@ -8,6 +8,7 @@ import { ExciseError } from '../errors.js';
 import type { Dataset } from '../data/datasets.js';
 import { datasetError, datasetSummaryLine, loadDatasetWith, type SetDataOptions } from './data.js';
 import { loadModel, type Device, type Dtype, type Model } from '../model.js';
+import { ForwardedProgress } from './launch.js';
 import { Progress } from './progress.js';
 
 /** A subcommand: parses its own arguments and returns the exit code. */
@@ -28,7 +29,9 @@ export interface CliIO {
 }
 
 export function processIO(): CliIO {
-  return { stdout: process.stdout, stderr: process.stderr, env: process.env, progress: new Progress(process.stderr) };
+  // A worker started by --nproc reports progress to its launcher, which adds the workers up.
+  const progress = process.env.EXCISE_LAUNCHED_WORKER === '1' && process.send ? new ForwardedProgress(process.stderr) : new Progress(process.stderr);
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env, progress };
 }
 
 /** Whether the dataset yields at least one document (reads only up to the first one). */

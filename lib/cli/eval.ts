@@ -7,6 +7,7 @@ import { percent } from '../report/table.js';
 import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, delimiterFlag, type OptionSpec, type ParsedValues } from './args.js';
 import { checkMaxLength, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
 import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
+import { groupFromEnv, LAUNCH_HELP, LAUNCH_OPTIONS, launchSettings, launchWorkers, workerDevice } from './launch.js';
 
 const OPTIONS: OptionSpec = {
   model: { type: 'string' },
@@ -23,6 +24,7 @@ const OPTIONS: OptionSpec = {
   'target-delimiter': { type: 'string' },
   ...MODEL_OPTIONS,
   ...DATA_OPTIONS,
+  ...LAUNCH_OPTIONS,
 };
 
 const HELP = `Usage: excise eval --model DIR --data SPEC [options]
@@ -48,7 +50,7 @@ lm-evaluation-harness does: the summed log-likelihood of each choice after the q
   --device D           cpu (default), cuda or cuda:N
   --dtype T            float32, float16 or bfloat16
   --json               print the metrics as JSON
-${dataHelp(false)}`;
+${dataHelp(false)}${LAUNCH_HELP}`;
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -56,6 +58,7 @@ export const evalCommand: Command = {
   help: HELP,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values } = parseCommandArgs('eval', argv, OPTIONS);
+    const launch = launchSettings(values, io.env);
     const modelDir = requireStr(values, 'model', 'eval');
     const choicesFile = str(values, 'choices');
     if (choicesFile !== undefined) return runChoices(values, modelDir, choicesFile, io);
@@ -70,15 +73,21 @@ export const evalCommand: Command = {
     const load = loadOptions(values);
     const flags = parseDataFlags(values, ['data']);
     const data = await openDataset('--data', dataSpec, undefined, flags.forSet('data'));
+    if (launch) return launchWorkers('eval', argv, launch, io);
     reportDatasets(io, [['--data', data]]);
-    const model = await loadTextModel(modelDir, load);
+    const group = await groupFromEnv(io.env);
+    const model = await loadTextModel(modelDir, { ...load, device: workerDevice(load.device, io.env) });
     try {
       checkMaxLength(model, maxLength);
       const r = await model.evaluate(data, {
         maxTokens: tokens, topK, batchSize, maxLength, ...longDocsOption(flags.longDocs),
         onProgress: (done) => io.progress.update(`evaluating ${data.name}`, done, tokens),
+        ...(group ? { group } : {}),
       });
       io.progress.clear();
+      // Every rank holds the same metrics; rank 0 prints them.
+      if (group) await group.destroy();
+      if (group && !group.isMain) return 0;
       const longLine = tokensLine('--data', r);
       if (longLine) io.stderr.write(longLine + '\n');
       if (flag(values, 'json')) {

@@ -19,6 +19,8 @@ import type { Dtype, Model } from '../model.js';
 import { SCORINGS, type Scoring } from '../method/scoring.js';
 import { selectivePrune, type PipelineState, type PruneReport, type ProgressEvent } from '../pipeline.js';
 import { formatStepsTable, writeFileAtomic, writeReport } from '../report/index.js';
+import type { ProcessGroup } from '../distributed.js';
+import { groupFromEnv, isDistributedWorker, launchFlags, LAUNCH_HELP, LAUNCH_OPTIONS, launchSettings, launchWorkers, workerDevice } from './launch.js';
 import { percent, prunedAt } from '../report/table.js';
 import {
   UsageError, flag, parseCommandArgs, parseCount, parseDevice, parseDtype, parseFraction, str, type OptionSpec, type ParsedValues,
@@ -110,6 +112,7 @@ const OPTIONS: OptionSpec = {
   'forget-stats': { type: 'string' },
   'retain-stats': { type: 'string' },
   ...DATA_OPTIONS,
+  ...LAUNCH_OPTIONS,
 };
 
 const HELP = `Usage: excise prune --model DIR --forget SPEC --retain SPEC [options]
@@ -165,7 +168,7 @@ Output:
 
 Ctrl-C stops after the current batch, writes the report so far and exits with code 130, printing
 the command that continues the run (--resume). A second Ctrl-C exits at once.
-`;
+${LAUNCH_HELP}`;
 
 /** The settings given on the command line (only those given), each checked. */
 function givenSettings(values: ParsedValues): Partial<PruneSettings> {
@@ -315,7 +318,11 @@ export const pruneCommand: Command = {
   help: HELP,
   async run(argv: string[], io: CliIO): Promise<number> {
     const { values } = parseCommandArgs('prune', argv, OPTIONS);
-    if (values['forget-stats'] !== undefined || values['retain-stats'] !== undefined) return pruneFromStats(values, io);
+    const launch = launchSettings(values, io.env);
+    if (values['forget-stats'] !== undefined || values['retain-stats'] !== undefined) {
+      if (launch || isDistributedWorker(io.env)) throw new UsageError('--nproc / --nnodes apply to pruning from datasets (--forget, --retain), not from statistics files');
+      return pruneFromStats(values, io);
+    }
     const given = givenSettings(values);
     const resume = flag(values, 'resume');
     const overwrite = flag(values, 'overwrite');
@@ -364,6 +371,7 @@ export const pruneCommand: Command = {
       }
     }
 
+    if (launch) return launchWorkers('prune', argv, launch, io);
     reportDatasets(io, [['--forget', forget], ['--retain', retain], ...Object.entries(evals).map(([n, ds]) => [`--eval ${n}`, ds] as [string, Dataset])]);
 
     // 3. Ctrl-C: the first aborts after the current batch, the second exits at once.
@@ -386,13 +394,16 @@ export const pruneCommand: Command = {
     process.on('SIGINT', onSigint);
     let model: Model | undefined;
     const stateFile = join(out, 'state.json');
-    const resumeHint = `${invocation(io.env)} prune --out ${shellQuote(out)} --resume`;
+    const relaunch = isDistributedWorker(io.env) ? launchFlags(argv) : '';
+    const resumeHint = `${invocation(io.env)} prune --out ${shellQuote(out)} --resume${relaunch}`;
+    let group: ProcessGroup | undefined;
     let firstCreated: string | undefined;
     let wroteAnything = false;
     let lastState: PipelineState | undefined = saved ? (({ cli: _cli, ...state }) => state)(saved) : undefined;
     try {
-      // 4. The model.
-      model = await loadTextModel(settings.model, { device: settings.device, dtype: settings.dtype });
+      // 4. Several ranks: join the group (every rank has checked its flags; nothing is written yet). The model.
+      group = await groupFromEnv(io.env);
+      model = await loadTextModel(settings.model, { device: workerDevice(settings.device, io.env), dtype: settings.dtype });
       checkMaxLength(model, settings.maxLength);
       if (saved && saved.report.model.architecture !== model.config.architecture) {
         throw new ExciseError('ERR_INVALID_ARGUMENT', `--resume: the interrupted run pruned a ${saved.report.model.architecture}, but ${settings.model} is a ${model.config.architecture}`);
@@ -403,10 +414,11 @@ export const pruneCommand: Command = {
         return 130;
       }
 
-      // 5. Only now is anything written.
-      if (overwrite) for (const name of OUTPUTS) rmSync(join(out, name), { recursive: true, force: true });
+      // 5. Only now is anything written, by rank 0 alone when several run.
+      const writes = !group || group.isMain;
+      if (overwrite && writes) for (const name of OUTPUTS) rmSync(join(out, name), { recursive: true, force: true });
       try {
-        firstCreated = mkdirSync(out, { recursive: true });
+        if (writes) firstCreated = mkdirSync(out, { recursive: true });
       } catch (err) {
         throw new ExciseError('ERR_IO', `--out ${out}: cannot create the folder: ${(err as Error).message}`, { cause: err });
       }
@@ -431,6 +443,7 @@ export const pruneCommand: Command = {
           ...(settings.longDocs ? { longDocs: settings.longDocs } : {}),
           signal: controller.signal,
           resume: lastState,
+          ...(group ? { group } : {}),
           onProgress: (e) => {
             if (e.phase !== 'prune') io.progress.update(progressLabel(e, settings.steps), e.tokens, e.totalTokens);
           },
@@ -446,6 +459,12 @@ export const pruneCommand: Command = {
       }
       io.progress.clear();
       finishing = true;
+      if (group) {
+        // Interrupted: the peers may be inside a collective, so no barrier; close (they stop too).
+        if (report.stoppedBy === 'aborted') await group.fail(new ExciseError('ERR_ABORTED', 'interrupted'));
+        else await group.destroy();
+        if (!writes) return report.stoppedBy === 'aborted' ? 130 : 0;
+      }
 
       if (report.stoppedBy === 'aborted') {
         if (!lastState) {
@@ -472,6 +491,7 @@ export const pruneCommand: Command = {
       return 0;
     } catch (err) {
       io.progress.clear();
+      if (group && !group.isMain) throw err;  // rank 0 owns the outputs
       // Keep a resumable state (a finished step of this run, or the run being resumed); else leave nothing behind.
       cleanupAfterFailure(out, firstCreated, (wroteAnything || saved !== undefined) && lastState !== undefined, io, stateFile, resumeHint);
       throw err;

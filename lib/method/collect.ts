@@ -5,8 +5,9 @@
 import { ExciseError, invalidArgument, withCallerStack } from '../errors.js';
 import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
+import { asGroupMember, checkGroup, type ProcessGroup } from '../distributed.js';
 import type { Tokenizer } from '../tokenizer.js';
-import { ActivationStats, sumsFromExport, type NeuronSums } from './stats.js';
+import { ActivationStats, STAT_SUMS, sumsFromExport, type NeuronSums, type SumKey } from './stats.js';
 
 export interface CollectOptions {
   /** Hook points (default: every layer's mlp.pre_out and attn.pre_out). */
@@ -23,6 +24,12 @@ export interface CollectOptions {
   onProgress?: (tokens: number) => void;
   /** Stops after the current batch (ExciseError ERR_ABORTED). */
   signal?: AbortSignal;
+  /**
+   * A process group (initDistributed()): this rank runs every worldSize-th batch of the same batches
+   * one process would make, and the float64 sums are all-reduced, so every rank returns the
+   * statistics of the whole source. onProgress then counts this rank's tokens.
+   */
+  group?: ProcessGroup;
 }
 
 export interface CollectTarget {
@@ -40,7 +47,7 @@ function positiveInt(name: string, v: unknown, allowInfinity = false): number {
 
 export async function collectStats(target: CollectTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: CollectOptions = {}): Promise<ActivationStats> {
   const source = asDocumentSource(sourceOrDataset);
-  const allowed = ['hooks', 'maxTokens', 'batchSize', 'maxLength', 'longDocs', 'onProgress', 'signal'];
+  const allowed = ['hooks', 'maxTokens', 'batchSize', 'maxLength', 'longDocs', 'onProgress', 'signal', 'group'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `collect: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
@@ -63,8 +70,18 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   }
   const longDocs = options.longDocs ?? 'split';
   if (!LONG_DOCS.includes(longDocs)) throw invalidArgument('collect: longDocs', `one of ${LONG_DOCS.map((l) => `'${l}'`).join(', ')}`, longDocs);
+  const group = checkGroup('collect', options.group);
   const usage = newTokenUsage(longDocs, maxLength, maxTokens);
   const uniqueHooks = [...new Set(hooks)];
+  return asGroupMember(group, () => collectInto(target, source, { uniqueHooks, maxTokens, batchSize, maxLength, longDocs, usage, onProgress, signal: options.signal, group }));
+}
+
+async function collectInto(target: CollectTarget, source: DocumentSource, o: {
+  uniqueHooks: string[]; maxTokens: number; batchSize: number; maxLength: number; longDocs: LongDocs; usage: ReturnType<typeof newTokenUsage>;
+  onProgress?: (tokens: number) => void; signal?: AbortSignal; group?: ProcessGroup;
+}): Promise<ActivationStats> {
+  const { config } = target;
+  const { uniqueHooks, maxTokens, batchSize, maxLength, longDocs, usage, onProgress, group } = o;
   const session = target.handle.statsBegin(uniqueHooks);
   // Real tokens as the native core counted them (from each batch's mask): the statistics' own
   // denominator. `read` counts what was sent, for progress.
@@ -76,9 +93,13 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   // rejection is ever left unhandled, and no batch still runs after collect() has settled.
   const inFlight: Promise<number>[] = [];
   const settleInFlight = () => Promise.allSettled(inFlight.splice(0));
+  let batchIndex = -1;
   try {
     for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize, longDocs, usage })) {
-      if (options.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'collect: aborted');
+      if (o.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'collect: aborted');
+      batchIndex++;
+      if (group && !group.ownsBatch(batchIndex)) continue;  // another rank's batch
+      group?.checkPeers();
       const batchDone = withCallerStack(() => target.handle.collectBatch(session, b.data, b.batch, b.seq, b.mask));
       batchDone.catch(() => {});  // handled where it is awaited; this keeps it from counting as unhandled meanwhile
       inFlight.push(batchDone);
@@ -91,11 +112,27 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
     await settleInFlight();
     throw err;
   }
-  if (counted === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'collect: the source has no tokens');
+  // One process: nothing counted is an error at once. In a group, only if no rank counted a token.
+  if (counted === 0 && !group) throw new ExciseError('ERR_INVALID_ARGUMENT', 'collect: the source has no tokens');
   const exported = await target.handle.statsExport(session);
   const sums = new Map<string, NeuronSums>();
-  for (const h of uniqueHooks) sums.set(h, sumsFromExport(h, exported.hooks[h]));
-  const stats = new ActivationStats(exported.tokens, sums, {
+  let tokens = exported.tokens;
+  for (const h of uniqueHooks) {
+    const exportedSums = exported.hooks[h];
+    if (group && (exportedSums === undefined || Object.keys(exportedSums).length === 0)) {
+      // A rank that ran no batch (fewer batches than ranks) exported no sums: its share is zeros.
+      const width = h.endsWith('.mlp.pre_out') ? config.dMlp : config.nHeads * config.headDim;
+      sums.set(h, Object.fromEntries(STAT_SUMS.map((s) => [s.key, new Float64Array(width)])) as NeuronSums);
+    } else {
+      sums.set(h, sumsFromExport(h, exportedSums));
+    }
+  }
+  if (group) {
+    tokens = await allReduceSums(group, sums, tokens);
+    counted = tokens;
+  }
+  if (counted === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'collect: the source has no tokens');
+  const stats = new ActivationStats(tokens, sums, {
     architecture: config.architecture,
     nLayers: config.nLayers,
     dMlp: config.dMlp,
@@ -103,4 +140,23 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   });
   stats.usage = usage;
   return stats;
+}
+
+const SUM_FIELDS: readonly SumKey[] = STAT_SUMS.map((s) => s.key);
+
+/**
+ * Replaces every rank's sums by their total over the group: one float64 all-reduce of
+ * [tokens, then each hook's sums (STAT_SUMS order)] (in place in `sums`); resolves to the total token count.
+ */
+async function allReduceSums(group: ProcessGroup, sums: Map<string, NeuronSums>, tokens: number): Promise<number> {
+  let length = 1;
+  for (const s of sums.values()) for (const k of SUM_FIELDS) length += s[k].length;
+  const packed = new Float64Array(length);
+  packed[0] = tokens;
+  let at = 1;
+  for (const s of sums.values()) for (const k of SUM_FIELDS) { packed.set(s[k], at); at += s[k].length; }
+  const total = await group.allReduceSum(packed);
+  at = 1;
+  for (const s of sums.values()) for (const k of SUM_FIELDS) { s[k] = total.slice(at, at + s[k].length); at += s[k].length; }
+  return total[0];
 }

@@ -6,6 +6,7 @@
 import { ExciseError, invalidArgument, withCallerStack } from '../errors.js';
 import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs, type TokenBatch, type TokenUsage } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
+import { asGroupMember, checkGroup, type ProcessGroup } from '../distributed.js';
 import type { Tokenizer } from '../tokenizer.js';
 
 export interface EvaluateOptions {
@@ -26,6 +27,12 @@ export interface EvaluateOptions {
   onProgress?: (tokens: number) => void;
   /** Stops after the current batch (ExciseError ERR_ABORTED). */
   signal?: AbortSignal;
+  /**
+   * A process group (initDistributed()): this rank evaluates every worldSize-th batch, the per-batch
+   * counts are all-reduced and added in batch order, so every rank returns exactly the metrics of
+   * one process. onProgress then counts this rank's tokens.
+   */
+  group?: ProcessGroup;
 }
 
 export interface EvalResult {
@@ -76,7 +83,7 @@ export function mostCommonTokens(batches: readonly TokenBatch[], n: number): num
 }
 
 export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: EvaluateOptions = {}): Promise<EvalResult> {
-  const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'longDocs', 'skipTokens', 'skipTopN', 'onProgress', 'signal'];
+  const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'longDocs', 'skipTokens', 'skipTopN', 'onProgress', 'signal', 'group'];
   for (const k of Object.keys(options)) {
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
@@ -99,6 +106,8 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
     throw invalidArgument('evaluate: skipTokens', 'an array of token ids', options.skipTokens);
   }
 
+  const group = checkGroup('evaluate', options.group);
+  return asGroupMember(group, async () => {
   // The evaluated tokens are read first (maxTokens ids: small), so the most common ones are known.
   const batches: TokenBatch[] = [];
   for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize, longDocs, usage })) batches.push(b);
@@ -106,33 +115,45 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
   const skipTokens = options.skipTokens ? [...options.skipTokens] : mostCommonTokens(batches, skipTopN);
   const skip = Int32Array.from(skipTokens);
 
-  let tokens = 0, lossSum = 0, top1 = 0, topk = 0, skipCounted = 0, top1Skip = 0, topkSkip = 0, done = 0;
+  // Per batch: [tokens, lossSum, top1, topk, skipTokens, top1Skip, topkSkip]. With a group, each rank
+  // fills its own batches' rows (the others stay 0), the table is all-reduced (x + 0 is exact), and
+  // the rows are added in batch order: the same additions, in the same order, as one process.
+  const perBatch = new Float64Array(batches.length * BATCH_FIELDS);
+  let done = 0;
   // Two batches queued natively, as collect does: the model thread starts the next batch while JS
-  // adds up the last one, so the device never waits on a round trip through the JS thread. Every
+  // records the last one, so the device never waits on a round trip through the JS thread. Every
   // batch promise is handled the moment it exists, and on failure the ones still in flight are
   // awaited before the error propagates (no batch runs after evaluate() has settled).
   type BatchSums = Awaited<ReturnType<typeof target.handle.evaluateBatch>>;
-  const inFlight: { sums: Promise<BatchSums>; tokens: number }[] = [];
-  const addUp = async () => {
+  const inFlight: { sums: Promise<BatchSums>; index: number; tokens: number }[] = [];
+  const record = async () => {
     const next = inFlight.shift()!;
     const r = await next.sums;
-    tokens += r.tokens; lossSum += r.lossSum; top1 += r.top1; topk += r.topk;
-    skipCounted += r.skipTokens; top1Skip += r.top1Skip; topkSkip += r.topkSkip;
+    perBatch.set([r.tokens, r.lossSum, r.top1, r.topk, r.skipTokens, r.top1Skip, r.topkSkip], next.index * BATCH_FIELDS);
     done += next.tokens;
     options.onProgress?.(done);
   };
   try {
-    for (const b of batches) {
+    for (let i = 0; i < batches.length; i++) {
       if (options.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'evaluate: aborted');
+      if (group && !group.ownsBatch(i)) continue;  // another rank's batch
+      group?.checkPeers();
+      const b = batches[i];
       const sums = withCallerStack(() => target.handle.evaluateBatch(b.data, b.batch, b.seq, b.mask, skip, topK));
       sums.catch(() => {});  // handled where it is awaited
-      inFlight.push({ sums, tokens: b.tokens });
-      if (inFlight.length >= 2) await addUp();
+      inFlight.push({ sums, index: i, tokens: b.tokens });
+      if (inFlight.length >= 2) await record();
     }
-    while (inFlight.length > 0) await addUp();
+    while (inFlight.length > 0) await record();
   } catch (err) {
     await Promise.allSettled(inFlight.splice(0).map((f) => f.sums));
     throw err;
+  }
+  const rows = group ? await group.allReduceSum(perBatch) : perBatch;
+  let tokens = 0, lossSum = 0, top1 = 0, topk = 0, skipCounted = 0, top1Skip = 0, topkSkip = 0;
+  for (let at = 0; at < rows.length; at += BATCH_FIELDS) {
+    tokens += rows[at]; lossSum += rows[at + 1]; top1 += rows[at + 2]; topk += rows[at + 3];
+    skipCounted += rows[at + 4]; top1Skip += rows[at + 5]; topkSkip += rows[at + 6];
   }
   if (tokens === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'evaluate: no document has two or more tokens, so nothing can be predicted');
   const loss = lossSum / tokens;
@@ -149,4 +170,7 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
     skipTokens,
     usage,
   };
+  });
 }
+
+const BATCH_FIELDS = 7;
