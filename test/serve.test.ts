@@ -114,6 +114,8 @@ describe('excise server (in process)', () => {
       const generated = (await metric(url, 'excise_engine_tokens_total')) - before;
       expect(generated).toBeLessThan(60);
       expect(await metric(url, 'excise_active_sequences')).toBe(0);
+      // /metrics counts the disconnected request as 499 (client closed request), not as a 200.
+      expect(await metric(url, 'excise_requests_total{endpoint="/v1/completions",status="499"}')).toBe(1);
     } finally {
       model.configureEngine({ maxBatch: 16 });
     }

@@ -97,7 +97,8 @@ export function createServer(model: Model, options: ServerOptions = {}): ExciseS
     let endpoint = 'other';
     res.on('close', () => {
       metrics.inFlight--;
-      metrics.countRequest(endpoint, res.statusCode);
+      // A client gone before the last byte is counted as 499 (nginx's "client closed request"), not as the 200 its headers said.
+      metrics.countRequest(endpoint, res.writableFinished ? res.statusCode : 499);
       metrics.latency.observe(`endpoint="${endpoint}"`, (performance.now() - started) / 1000);
       if (metrics.inFlight === 0) idle?.();
     });
