@@ -270,10 +270,11 @@ export class GenerationStream implements AsyncIterableIterator<StreamChunk> {
   private async finishEarly(reason: FinishReason): Promise<void> {
     if (this.settled) return;
     this.scheduler.cancel(this.id);
-    // Let the events already received be handled first, then end with the text so far.
+    // Ends in the event chain: the events already received are handled first, and the ones still
+    // arriving from steps in flight after it (ignored once settled), so the result's tokens and
+    // text stay the same generation.
+    this.chain = this.chain.then(() => this.finishWithText(reason)).catch((err) => this.fail(err));
     await this.chain;
-    if (this.settled) return;
-    await this.finishWithText(reason);
   }
 
   private settle(reason: FinishReason, text: string): void {

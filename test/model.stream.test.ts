@@ -296,6 +296,33 @@ describe('incremental text, long generations', () => {
   });
 });
 
+describe('cancel racing the steps in flight', () => {
+  it('tokens that arrive after cancel() (from a step already in flight) are not in the result: tokens and text agree', async () => {
+    const model = await loadModel(demoDir);
+    try {
+      const ids = model.tokenizer.encode(' the river runs to the sea', { addSpecialTokens: false });
+      let listener: ((e: EngineEvent) => void) | undefined;
+      // The engine's cancel takes effect at its next step: events of the step in flight still come.
+      const scheduler = { submit: (_r: unknown, l: (e: EngineEvent) => void) => { listener = l; return 1; }, cancel: () => {} } as unknown as DecodeScheduler;
+      const stream = new GenerationStream({
+        scheduler, tokenizer: model.tokenizer, stop: [], maxTime: undefined, signal: undefined,
+        request: { prompt: new Int32Array([1]), maxNewTokens: ids.length, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [], logprobs: -1 },
+      }, 1);
+      const before = ids.slice(0, 3);
+      for (const token of before) listener!({ id: 1, token, logprob: 0 });
+      stream.cancel();
+      for (const token of ids.slice(3)) listener!({ id: 1, token, logprob: 0 });
+      listener!({ id: 1, token: -1, logprob: 0, finish: 'cancelled' });
+      const r = await stream.result;
+      expect(r.finishReason).toBe('cancelled');
+      expect(r.tokens).toEqual(before);
+      expect(r.text).toBe(model.tokenizer.decode(before));
+    } finally {
+      await model.dispose();
+    }
+  });
+});
+
 describe('batched decoding on every architecture fixture', () => {
   // Each family's positions (learned, OPT offset, rotary halves / interleaved / partial, local and
   // global bases), windows and soft-capping must hold for rows decoded side by side at different
