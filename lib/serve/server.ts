@@ -288,18 +288,21 @@ export function createServer(model: Model, options: ServerOptions = {}): ExciseS
   function openEvents(res: ServerResponse): (data: unknown) => Promise<void> {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.flushHeaders();
+    // One wait shared by every writer of the response (a request with several prompts has several).
+    let drained: Promise<void> | undefined;
+    const drain = () => drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        drained = undefined;
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
     return async (data) => {
       if (res.writableEnded || res.destroyed) return;
-      if (res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)) return;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      });
+      if (!res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)) await drain();
     };
   }
 
