@@ -62,7 +62,18 @@ export class GenerationStream implements AsyncIterableIterator<StreamChunk> {
   private readonly id: number;
   private readonly tokens: number[] = [];
   private readonly logprobs: TokenLogprob[] | undefined;
+  /** Text handed out in chunks so far: always a prefix of `decoded`. */
   private emitted = '';
+  /**
+   * Incremental detokenization (as TGI and transformers' streamers do): `decoded` is the text of
+   * tokens[0, readOffset), which ends on a whole character. Each new token decodes only the window
+   * tokens[prefixOffset, end) and keeps what it adds to the text of tokens[prefixOffset, readOffset)
+   * (the prefix gives the tokenizer's decoder the context it needs: a leading space, a byte-fallback
+   * sequence). So the work per token is the window's size, not the generation's.
+   */
+  private decoded = '';
+  private prefixOffset = 0;
+  private readOffset = 0;
   /**
    * Whether anyone reads the chunks: until then (and for callers that only await `result`) text is
    * decoded once at the end instead of after every token, unless stop strings need it.
@@ -167,21 +178,45 @@ export class GenerationStream implements AsyncIterableIterator<StreamChunk> {
     if (event.finish) await this.finishWithText(event.finish);
   }
 
-  /** Decodes the text so far and queues the chunk for `token`; ends the generation at a stop string. */
+  /**
+   * Extends `decoded` by the text the tokens since readOffset complete (nothing while they end
+   * inside a UTF-8 character), decoding only the window from prefixOffset.
+   */
+  private async decodeIncrement(): Promise<void> {
+    if (!this.tokenizer) return;
+    const end = this.tokens.length;
+    const [prefixText, windowText] = await Promise.all([
+      this.prefixOffset < this.readOffset ? this.tokenizer.decodeAsync(this.tokens.slice(this.prefixOffset, this.readOffset)) : '',
+      this.tokenizer.decodeAsync(this.tokens.slice(this.prefixOffset, end)),
+    ]);
+    if (windowText.endsWith('\uFFFD')) return;  // ends inside a character: wait for its next bytes
+    if (windowText.startsWith(prefixText)) {
+      this.decoded += windowText.slice(prefixText.length);
+    } else {
+      // A decoder whose output for the prefix changes with what follows (rare: clean-up rules):
+      // decode everything this once, to stay exact.
+      const full = await this.tokenizer.decodeAsync(this.tokens.slice(0, end));
+      if (full.endsWith('\uFFFD') || !full.startsWith(this.emitted)) return;  // settled at the end
+      this.decoded = full;
+    }
+    this.prefixOffset = this.readOffset;
+    this.readOffset = end;
+  }
+
+  /** Decodes the new token's text and queues its chunk; ends the generation at a stop string. */
   private async textChunk(token: number, logprob: TokenLogprob | undefined): Promise<void> {
-    const full = await this.decode();
+    await this.decodeIncrement();
     if (this.settled) return;
+    const full = this.decoded;
     const stopAt = this.findStop(full);
     if (stopAt >= 0) {
-      this.push(token, logprob, full.slice(0, stopAt));
+      this.push(token, logprob, full, stopAt);
       this.settle('stop', full.slice(0, stopAt));
       this.scheduler.cancel(this.id);
       return;
     }
-    // Hold back an incomplete character, and a tail that could begin a stop string.
-    let safe = full.endsWith('\uFFFD') ? full.replace(/\uFFFD+$/, '') : full;
-    safe = safe.slice(0, safe.length - this.stopPrefixLength(safe));
-    this.push(token, logprob, safe);
+    // Hold back a tail that could begin a stop string (incomplete characters never reach `decoded`).
+    this.push(token, logprob, full, full.length - this.stopPrefixLength(full));
   }
 
   /** Ends with the whole decoded text, releasing any held-back tail. */
@@ -199,12 +234,15 @@ export class GenerationStream implements AsyncIterableIterator<StreamChunk> {
     this.settle(reason, text);
   }
 
-  /** Queues a chunk for `token` whose text reaches `upTo` (a longer prefix of the full text). */
-  private push(token: number, logprob: TokenLogprob | undefined, upTo: string): void {
+  /**
+   * Queues a chunk for `token` whose text reaches `text.slice(0, upTo)`; `text` extends `emitted`
+   * (the decoded text so far, or `emitted` itself), so only the new part is copied.
+   */
+  private push(token: number, logprob: TokenLogprob | undefined, full: string, upTo = full.length): void {
     let text = '';
-    if (upTo.length > this.emitted.length && upTo.startsWith(this.emitted)) {
-      text = upTo.slice(this.emitted.length);
-      this.emitted = upTo;
+    if (upTo > this.emitted.length) {
+      text = full.slice(this.emitted.length, upTo);
+      this.emitted += text;
     }
     this.chunks.push(logprob ? { text, token, logprob } : { text, token });
     this.notify();
@@ -232,10 +270,11 @@ export class GenerationStream implements AsyncIterableIterator<StreamChunk> {
   private async finishEarly(reason: FinishReason): Promise<void> {
     if (this.settled) return;
     this.scheduler.cancel(this.id);
-    // Let the events already received be handled first, then end with the text so far.
+    // Ends in the event chain: the events already received are handled first, and the ones still
+    // arriving from steps in flight after it (ignored once settled), so the result's tokens and
+    // text stay the same generation.
+    this.chain = this.chain.then(() => this.finishWithText(reason)).catch((err) => this.fail(err));
     await this.chain;
-    if (this.settled) return;
-    await this.finishWithText(reason);
   }
 
   private settle(reason: FinishReason, text: string): void {

@@ -69,14 +69,6 @@ export interface NativeForwardResult {
   activations?: Record<string, NativeActivation>;
 }
 
-export interface NativeGenerateOptions {
-  maxNewTokens: number;
-  temperature: number;
-  topK: number;
-  seed: number;
-  stopIds: number[];
-}
-
 /** The addon's model object: every method is serialized on the model's own native thread. */
 export interface NativeModel {
   config(): NativeModelConfig;
@@ -84,7 +76,6 @@ export interface NativeModel {
   sourceConfig(): Record<string, unknown>;
   /** lastPositionOnly: logits of each row's last real token only ([batch, 1, vocab]). The arrays own native memory (no copy). */
   forward(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, capture: string[], lastPositionOnly: boolean): Promise<NativeForwardResult>;
-  generate(prompt: Int32Array, options: NativeGenerateOptions): Promise<Int32Array>;
   tensorNames(): string[];
   dispose(): Promise<void>;
   /** Starts a statistics session over the named hook points (accumulated on the model's device). */

@@ -119,59 +119,6 @@ class ForwardJob : public Job {
   std::map<std::string, at::Tensor> captured_;
 };
 
-struct SamplingOptions {
-  int64_t maxNewTokens = 16;
-  double temperature = 0;  // 0 = greedy
-  int64_t topK = 0;        // 0 = whole vocabulary
-  uint64_t seed = 0;
-  std::vector<int64_t> stopIds;
-};
-
-class GenerateJob : public Job {
- public:
-  GenerateJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor prompt, SamplingOptions s)
-      : Job(env), d_(std::move(d)), prompt_(std::move(prompt)), s_(std::move(s)) {}
-
-  void Execute() override {
-    c10::InferenceMode guard;
-    KvCache cache;
-    ForwardOptions opts;
-    opts.cache = &cache;
-    opts.lastTokenOnly = true;
-    at::Generator gen = at::detail::createCPUGenerator(s_.seed);
-    at::Tensor input = prompt_.to(d_->device());  // [1, S]
-    for (int64_t step = 0; step < s_.maxNewTokens; ++step) {
-      at::Tensor logits = d_->forward(input, opts).reshape({-1}).to(at::kFloat).to(at::kCPU);  // [vocab]
-      int64_t next;
-      if (s_.temperature <= 0) {
-        next = logits.argmax().item<int64_t>();
-      } else {
-        at::Tensor scaled = logits / s_.temperature;
-        if (s_.topK > 0 && s_.topK < scaled.size(0)) {
-          const double kth = std::get<0>(scaled.topk(s_.topK)).min().item<double>();
-          scaled = scaled.masked_fill(scaled < kth, -std::numeric_limits<double>::infinity());
-        }
-        next = at::multinomial(at::softmax(scaled, 0), 1, false, gen).item<int64_t>();
-      }
-      generated_.push_back(static_cast<int32_t>(next));
-      if (std::find(s_.stopIds.begin(), s_.stopIds.end(), next) != s_.stopIds.end()) break;
-      input = at::full({1, 1}, next, at::TensorOptions().dtype(at::kLong).device(d_->device()));
-    }
-  }
-
-  Napi::Value OnOK(Napi::Env env) override {
-    Napi::Int32Array out = Napi::Int32Array::New(env, generated_.size());
-    std::copy(generated_.begin(), generated_.end(), out.Data());
-    return out;
-  }
-
- private:
-  std::shared_ptr<Decoder> d_;
-  at::Tensor prompt_;
-  SamplingOptions s_;
-  std::vector<int32_t> generated_;
-};
-
 class DisposeJob : public Job {
  public:
   DisposeJob(Napi::Env env, std::shared_ptr<Decoder> d, std::vector<std::shared_ptr<Trainer>> trainers)
@@ -236,7 +183,6 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                      InstanceMethod<&ModelWrap::Config>("config"),
                                      InstanceMethod<&ModelWrap::SourceConfig>("sourceConfig"),
                                      InstanceMethod<&ModelWrap::Forward>("forward"),
-                                     InstanceMethod<&ModelWrap::Generate>("generate"),
                                      InstanceMethod<&ModelWrap::TensorNames>("tensorNames"),
                                      InstanceMethod<&ModelWrap::Dispose>("dispose"),
                                      InstanceMethod<&ModelWrap::StatsBegin>("statsBegin"),
@@ -342,26 +288,6 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
     }
     const bool lastPositionOnly = info.Length() > 5 && info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
     return Queue(env, std::make_unique<ForwardJob>(env, d, std::move(ids), std::move(mask), std::move(capture), lastPositionOnly));
-  });
-}
-
-// generate(prompt: Int32Array, { maxNewTokens, temperature, topK, seed, stopIds: number[] })
-Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return Guard(env, [&]() -> Napi::Value {
-    std::shared_ptr<Decoder> d = decoder();
-    const int64_t n = info[0].As<Napi::Int32Array>().ElementLength();
-    if (n == 0) throw Error(code::kInvalidArgument, "prompt: expected at least one token");
-    at::Tensor prompt = TokenIdsArg(info[0], 1, n, d->config().vocabSize, "prompt");
-    Napi::Object o = info[1].As<Napi::Object>();
-    SamplingOptions s;
-    s.maxNewTokens = o.Get("maxNewTokens").As<Napi::Number>().Int64Value();
-    s.temperature = o.Get("temperature").As<Napi::Number>().DoubleValue();
-    s.topK = o.Get("topK").As<Napi::Number>().Int64Value();
-    s.seed = static_cast<uint64_t>(o.Get("seed").As<Napi::Number>().Int64Value());
-    Napi::Array stops = o.Get("stopIds").As<Napi::Array>();
-    for (uint32_t i = 0; i < stops.Length(); ++i) s.stopIds.push_back(stops.Get(i).As<Napi::Number>().Int64Value());
-    return Queue(env, std::make_unique<GenerateJob>(env, d, std::move(prompt), std::move(s)));
   });
 }
 

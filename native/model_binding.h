@@ -29,7 +29,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Config(const Napi::CallbackInfo& info);
   Napi::Value SourceConfig(const Napi::CallbackInfo& info);
   Napi::Value Forward(const Napi::CallbackInfo& info);
-  Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value TensorNames(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   // Statistics (stats.h): a session accumulates on the device across collectBatch calls.

@@ -271,3 +271,117 @@ describe('incremental text', () => {
   });
 });
 
+describe('incremental text, long generations', () => {
+  /** Feeds `ids` through a GenerationStream as if the engine had generated them; counts the ids the tokenizer decodes. */
+  async function streamTexts(model: Model, ids: number[], stop: string[] = []): Promise<{ chunks: string[]; result: string; decodedIds: number }> {
+    let decodedIds = 0;
+    // The real tokenizer, with its decodeAsync counted (the work incremental decoding does).
+    const tokenizer = Object.create(model.tokenizer) as Model['tokenizer'];
+    tokenizer.decodeAsync = (batch, options) => {
+      decodedIds += batch.length;
+      return model.tokenizer.decodeAsync(batch, options);
+    };
+    let listener: ((e: EngineEvent) => void) | undefined;
+    const scheduler = { submit: (_r: unknown, l: (e: EngineEvent) => void) => { listener = l; return 1; }, cancel: () => {} } as unknown as DecodeScheduler;
+    const stream = new GenerationStream({
+      scheduler, tokenizer, stop, maxTime: undefined, signal: undefined,
+      request: { prompt: new Int32Array([1]), maxNewTokens: ids.length, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [], logprobs: -1 },
+    }, 1);
+    ids.forEach((token, i) => listener!({ id: 1, token, logprob: 0, ...(i === ids.length - 1 ? { finish: 'length' as const } : {}) }));
+    const chunks: string[] = [];
+    for await (const c of stream) chunks.push(c.text);
+    return { chunks, result: (await stream.result).text, decodedIds };
+  }
+
+  it('decodes a window per token (linear work) and the chunks concatenate exactly to decode(all tokens)', async () => {
+    const model = await loadModel(demoDir);
+    try {
+      // Text: multi-byte characters whose tokens are parts of characters, about 1000 tokens.
+      const text = Array.from({ length: 40 }, (_, i) => `${i}: naïve café — 東京 🙂🎉 Ünïcödé ${'ж'.repeat(i % 5)} done.\n`).join('');
+      const ids = model.tokenizer.encode(text, { addSpecialTokens: false });
+      expect(ids.length).toBeGreaterThan(800);
+      expect(ids.filter((id) => model.tokenizer.decode([id]).includes('\uFFFD')).length).toBeGreaterThan(50);
+      const { chunks, result, decodedIds } = await streamTexts(model, ids);
+      expect(chunks.join('')).toBe(model.tokenizer.decode(ids));
+      expect(result).toBe(model.tokenizer.decode(ids));
+      for (const c of chunks) expect(c).not.toContain('\uFFFD');
+      expect(chunks.length).toBe(ids.length);
+      // Decoding everything after each token would decode ids.length^2 / 2 ids (here > 300,000).
+      expect(decodedIds).toBeLessThan(10 * ids.length);
+
+      // Arbitrary token ids (invalid UTF-8 byte runs, special tokens): still exactly decode(all).
+      let seed = 12345;
+      const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+      const noise = Array.from({ length: 600 }, () => Math.floor(rand() * model.config.vocabSize));
+      const r = await streamTexts(model, noise);
+      expect(r.chunks.join('')).toBe(model.tokenizer.decode(noise));
+      expect(r.decodedIds).toBeLessThan(10 * noise.length);
+
+      // A stop string deep into the generation cuts the text exactly where decode(all) has it.
+      const stopped = await streamTexts(model, ids, ['東京 🙂🎉 Ünïcödé жжж']);
+      const expected = text.slice(0, text.indexOf('東京 🙂🎉 Ünïcödé жжж'));
+      expect(stopped.result).toBe(expected);
+      expect(stopped.chunks.join('')).toBe(expected);
+    } finally {
+      await model.dispose();
+    }
+  });
+});
+
+describe('cancel racing the steps in flight', () => {
+  it('tokens that arrive after cancel() (from a step already in flight) are not in the result: tokens and text agree', async () => {
+    const model = await loadModel(demoDir);
+    try {
+      const ids = model.tokenizer.encode(' the river runs to the sea', { addSpecialTokens: false });
+      let listener: ((e: EngineEvent) => void) | undefined;
+      // The engine's cancel takes effect at its next step: events of the step in flight still come.
+      const scheduler = { submit: (_r: unknown, l: (e: EngineEvent) => void) => { listener = l; return 1; }, cancel: () => {} } as unknown as DecodeScheduler;
+      const stream = new GenerationStream({
+        scheduler, tokenizer: model.tokenizer, stop: [], maxTime: undefined, signal: undefined,
+        request: { prompt: new Int32Array([1]), maxNewTokens: ids.length, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [], logprobs: -1 },
+      }, 1);
+      const before = ids.slice(0, 3);
+      for (const token of before) listener!({ id: 1, token, logprob: 0 });
+      stream.cancel();
+      for (const token of ids.slice(3)) listener!({ id: 1, token, logprob: 0 });
+      listener!({ id: 1, token: -1, logprob: 0, finish: 'cancelled' });
+      const r = await stream.result;
+      expect(r.finishReason).toBe('cancelled');
+      expect(r.tokens).toEqual(before);
+      expect(r.text).toBe(model.tokenizer.decode(before));
+    } finally {
+      await model.dispose();
+    }
+  });
+});
+
+describe('batched decoding on every architecture fixture', () => {
+  // Each family's positions (learned, OPT offset, rotary halves / interleaved / partial, local and
+  // global bases), windows and soft-capping must hold for rows decoded side by side at different
+  // positions: greedy tokens of concurrent requests equal argmax of forward() over the whole sequence.
+  const variantsDir = join(goldenDir, '..', 'hf-variants');
+  const dirs = [
+    ...['gpt2', 'opt', 'gpt_neox', 'llama', 'qwen2'].map((c) => join(goldenDir, c)),
+    ...readdirSync(variantsDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(variantsDir, d.name)),
+  ];
+  it.each(dirs)('%s', async (dir) => {
+    const model = await loadModel(dir);
+    try {
+      const vocab = model.config.vocabSize;
+      const ps = prompts(vocab).slice(0, 4);
+      const steps = 5;
+      const generated = await Promise.all(ps.map((p) => model.generate(p, { maxNewTokens: steps, stopAtEos: false })));
+      for (const [i, p] of ps.entries()) {
+        const seq = [...p];
+        for (let s = 0; s < steps; s++) {
+          const { logits } = await model.forward([seq], { lastPositionOnly: true });
+          const row = Array.from(logits);
+          seq.push(row.indexOf(Math.max(...row)));
+        }
+        expect(generated[i], `request ${i}`).toEqual(seq.slice(p.length));
+      }
+    } finally {
+      await model.dispose();
+    }
+  });
+});

@@ -114,6 +114,8 @@ describe('excise server (in process)', () => {
       const generated = (await metric(url, 'excise_engine_tokens_total')) - before;
       expect(generated).toBeLessThan(60);
       expect(await metric(url, 'excise_active_sequences')).toBe(0);
+      // /metrics counts the disconnected request as 499 (client closed request), not as a 200.
+      expect(await metric(url, 'excise_requests_total{endpoint="/v1/completions",status="499"}')).toBe(1);
     } finally {
       model.configureEngine({ maxBatch: 16 });
     }
@@ -135,6 +137,42 @@ describe('excise server (in process)', () => {
     expect(tooMany.status).toBe(400);
     expect((await fetch(`${url}/v2/nothing`)).status).toBe(404);
     expect((await fetch(`${url}/v1/completions`)).status).toBe(405);
+  });
+
+  it('a prompt list whose second prompt is rejected (400) does not leave the first one generating', async () => {
+    model.configureEngine({ maxBatch: 1 });
+    try {
+      const before = await metric(url, 'excise_engine_tokens_total');
+      const r = await fetch(`${url}/v1/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: name, prompt: ['Once', [model.config.vocabSize]], max_tokens: 64, ignore_eos: true, temperature: 0 }),
+      });
+      expect(r.status).toBe(400);
+      expect((await r.json()).error.code).toBe('ERR_TOKEN_OUT_OF_RANGE');
+      // One slot: this request runs only after 'Once' has left the engine (64 tokens later if it leaked).
+      const next = await client.completions.create({ model: name, prompt: 'Twice', max_tokens: 4, temperature: 0 });
+      expect(next.usage?.completion_tokens).toBe(4);
+      expect((await metric(url, 'excise_engine_tokens_total')) - before).toBeLessThan(64);
+      expect(await metric(url, 'excise_active_sequences')).toBe(0);
+    } finally {
+      model.configureEngine({ maxBatch: 16 });
+    }
+  });
+
+  it('parameters that would change the answer but are not implemented, and unbounded stop lists, are 400 naming the parameter', async () => {
+    const post = (body: object) => fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x', max_tokens: 2, ...body }) });
+    for (const [param, value] of [['presence_penalty', 0.5], ['frequency_penalty', -1], ['logit_bias', { 5: 100 }], ['best_of', 3], ['suffix', 'end'], ['stream_options', 'yes']] as const) {
+      const r = await post({ [param]: value });
+      expect(r.status, param).toBe(400);
+      expect((await r.json()).error.param).toBe(param);
+    }
+    const stops = await post({ stop: Array.from({ length: 17 }, (_, i) => `s${i}`) });
+    expect(stops.status).toBe(400);
+    expect((await stops.json()).error).toMatchObject({ param: 'stop', message: expect.stringContaining('at most 16 strings') });
+    // Their "off" values are accepted (clients send them by default).
+    const ok = await post({ presence_penalty: 0, frequency_penalty: 0, logit_bias: {}, best_of: 1, suffix: '', temperature: 0 });
+    expect(ok.status).toBe(200);
+    expect((await ok.json()).choices[0].text).toBe(await model.generate('x', { maxNewTokens: 2 }));
   });
 
   it('a model without a chat template: chat completions say so (400)', async () => {

@@ -63,6 +63,22 @@ interface Sampling {
 
 const KIND_TYPE: Record<number, string> = { 400: 'invalid_request_error', 404: 'not_found_error', 405: 'invalid_request_error', 413: 'invalid_request_error', 503: 'server_error', 500: 'server_error' };
 
+const MAX_STOP_STRINGS = 16;
+const MAX_STOP_LENGTH = 256;
+const isEmptyObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0;
+/** OpenAI parameters this server does not implement, each with the values that mean "off" (accepted). */
+const UNSUPPORTED_UNLESS: Array<[string, (v: unknown) => boolean]> = [
+  ['presence_penalty', (v) => v === 0],
+  ['frequency_penalty', (v) => v === 0],
+  ['repetition_penalty', (v) => v === 1],
+  ['logit_bias', isEmptyObject],
+  ['best_of', (v) => v === 1],
+  ['suffix', (v) => v === ''],
+  ['tools', (v) => Array.isArray(v) && v.length === 0],
+  ['functions', (v) => Array.isArray(v) && v.length === 0],
+  ['response_format', (v) => typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'text'],
+];
+
 export function createServer(model: Model, options: ServerOptions = {}): ExciseServer {
   const modelName = options.modelName ?? (model.dir ? basename(model.dir) : 'excise-model');
   const maxTokensCap = options.maxTokens ?? 512;
@@ -81,7 +97,8 @@ export function createServer(model: Model, options: ServerOptions = {}): ExciseS
     let endpoint = 'other';
     res.on('close', () => {
       metrics.inFlight--;
-      metrics.countRequest(endpoint, res.statusCode);
+      // A client gone before the last byte is counted as 499 (nginx's "client closed request"), not as the 200 its headers said.
+      metrics.countRequest(endpoint, res.writableFinished ? res.statusCode : 499);
       metrics.latency.observe(`endpoint="${endpoint}"`, (performance.now() - started) / 1000);
       if (metrics.inFlight === 0) idle?.();
     });
@@ -165,6 +182,18 @@ export function createServer(model: Model, options: ServerOptions = {}): ExciseS
     else if (Array.isArray(body.stop) && body.stop.every((s) => typeof s === 'string')) stop = body.stop as string[];
     else if (body.stop !== undefined && body.stop !== null) throw new HttpError(400, 'stop: expected a string or an array of strings', 'stop');
     stop = stop.filter((s) => s.length > 0);
+    // Every stop string is matched against the text after every token: bounded, so one request cannot stall the server.
+    if (stop.length > MAX_STOP_STRINGS || stop.some((x) => x.length > MAX_STOP_LENGTH)) {
+      throw new HttpError(400, `stop: at most ${MAX_STOP_STRINGS} strings of at most ${MAX_STOP_LENGTH} characters, received ${stop.length} (longest ${Math.max(...stop.map((x) => x.length))})`, 'stop');
+    }
+    // Parameters that would change the answer but are not implemented: a 400, never a silently different answer.
+    for (const [key, harmless] of UNSUPPORTED_UNLESS) {
+      const v = body[key];
+      if (v !== undefined && v !== null && !harmless(v)) throw new HttpError(400, `${key}: not supported by this server (received ${JSON.stringify(v)})`, key, 'unsupported_parameter');
+    }
+    if (body.stream_options !== undefined && body.stream_options !== null && (typeof body.stream_options !== 'object' || Array.isArray(body.stream_options))) {
+      throw new HttpError(400, `stream_options: expected an object, received ${JSON.stringify(body.stream_options)}`, 'stream_options');
+    }
     let logprobs = -1;
     if (chat) {
       if (body.logprobs === true) logprobs = num('top_logprobs', 0, (v) => Number.isInteger(v) && v >= 0 && v <= 20, 'an integer in [0, 20]');
@@ -251,11 +280,29 @@ export function createServer(model: Model, options: ServerOptions = {}): ExciseS
     return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
   };
 
-  function openEvents(res: ServerResponse): (data: unknown) => void {
+  /**
+   * Starts a server-sent-event response; the returned send resolves once the event may be followed
+   * by another: when the socket's buffer is full (res.write returned false) it waits for 'drain' (or
+   * the client going away), so a slow reader holds chunks in its stream's queue, not in the socket's.
+   */
+  function openEvents(res: ServerResponse): (data: unknown) => Promise<void> {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.flushHeaders();
-    return (data) => {
-      if (!res.writableEnded && !res.destroyed) res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+    // One wait shared by every writer of the response (a request with several prompts has several).
+    let drained: Promise<void> | undefined;
+    const drain = () => drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        drained = undefined;
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+    return async (data) => {
+      if (res.writableEnded || res.destroyed) return;
+      if (!res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)) await drain();
     };
   }
 
@@ -280,8 +327,19 @@ export function createServer(model: Model, options: ServerOptions = {}): ExciseS
     else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string' || isIds(x))) prompts = p as Array<string | number[]>;
     else throw new HttpError(400, 'prompt: expected a string, an array of strings, or token ids (number[] or number[][])', 'prompt');
     if (prompts.some((x) => x.length === 0)) throw new HttpError(400, 'prompt: an empty prompt', 'prompt');
-    const streams = prompts.map((x) => start(x, s));
-    cancelOnDisconnect(res, streams);
+    const streams: GenerationStream[] = [];
+    try {
+      // A prompt that fails to start (token out of range ...) must not leave the earlier ones running.
+      for (const x of prompts) streams.push(start(x, s));
+      cancelOnDisconnect(res, streams);
+      await answerCompletions(res, started, s, streams);
+    } finally {
+      // On any way out (an error, one stream failing): the others free their slots now. A no-op once finished.
+      for (const st of streams) st.cancel();
+    }
+  }
+
+  async function answerCompletions(res: ServerResponse, started: number, s: Sampling, streams: GenerationStream[]): Promise<void> {
     const id = `cmpl-${randomUUID()}`;
     const base = { id, object: 'text_completion', created: Math.floor(Date.now() / 1000), model: modelName };
     if (!s.stream) {
@@ -299,15 +357,15 @@ export function createServer(model: Model, options: ServerOptions = {}): ExciseS
       for await (const chunk of st) {
         first(chunk);
         if (chunk.text === '' && !chunk.logprob) continue;
-        send({ ...base, choices: [{ index, text: chunk.text, logprobs: chunk.logprob ? completionLogprobs([chunk.logprob], offset) : null, finish_reason: null }] });
+        await send({ ...base, choices: [{ index, text: chunk.text, logprobs: chunk.logprob ? completionLogprobs([chunk.logprob], offset) : null, finish_reason: null }] });
         offset += chunk.text.length;
       }
       const r = await st.result;
-      send({ ...base, choices: [{ index, text: '', logprobs: null, finish_reason: finishReason(r) }] });
+      await send({ ...base, choices: [{ index, text: '', logprobs: null, finish_reason: finishReason(r) }] });
       return r;
     }));
-    if (s.includeUsage) send({ ...base, choices: [], usage: usage(results) });
-    send('[DONE]');
+    if (s.includeUsage) await send({ ...base, choices: [], usage: usage(results) });
+    await send('[DONE]');
     res.end();
   }
 
@@ -342,7 +400,15 @@ export function createServer(model: Model, options: ServerOptions = {}): ExciseS
     const promptIds = model.tokenizer.encode(promptText, { addSpecialTokens: false });
     if (promptIds.length === 0) throw new HttpError(400, 'the chat template rendered an empty prompt', 'messages');
     const stream = start(promptIds, s);
-    cancelOnDisconnect(res, [stream]);
+    try {
+      cancelOnDisconnect(res, [stream]);
+      await answerChat(res, started, s, stream);
+    } finally {
+      stream.cancel();  // an error mid-way (a failed write ...) frees the slot; a no-op once finished
+    }
+  }
+
+  async function answerChat(res: ServerResponse, started: number, s: Sampling, stream: GenerationStream): Promise<void> {
     const id = `chatcmpl-${randomUUID()}`;
     const base = { id, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: modelName };
     if (!s.stream) {
@@ -356,16 +422,16 @@ export function createServer(model: Model, options: ServerOptions = {}): ExciseS
     const send = openEvents(res);
     const first = firstTokenClock(started);
     const chunkBase = { ...base, object: 'chat.completion.chunk' };
-    send({ ...chunkBase, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+    await send({ ...chunkBase, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
     for await (const chunk of stream) {
       first(chunk);
       if (chunk.text === '' && !chunk.logprob) continue;
-      send({ ...chunkBase, choices: [{ index: 0, delta: { content: chunk.text }, logprobs: chunk.logprob ? chatLogprobs([chunk.logprob]) : null, finish_reason: null }] });
+      await send({ ...chunkBase, choices: [{ index: 0, delta: { content: chunk.text }, logprobs: chunk.logprob ? chatLogprobs([chunk.logprob]) : null, finish_reason: null }] });
     }
     const r = await stream.result;
-    send({ ...chunkBase, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(r) }] });
-    if (s.includeUsage) send({ ...chunkBase, choices: [], usage: usage([r]) });
-    send('[DONE]');
+    await send({ ...chunkBase, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(r) }] });
+    if (s.includeUsage) await send({ ...chunkBase, choices: [], usage: usage([r]) });
+    await send('[DONE]');
     res.end();
   }
 
