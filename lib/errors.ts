@@ -78,3 +78,8 @@ export async function withCallerStack<T>(run: () => Promise<T>): Promise<T> {
     throw err;
   }
 }
+
+/** A `signal` option: undefined or an AbortSignal (ERR_INVALID_ARGUMENT naming `${where}: signal` otherwise). */
+export function checkSignal(where: string, signal: unknown): asserts signal is AbortSignal | undefined {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument(`${where}: signal`, 'an AbortSignal', signal);
+}

@@ -5,7 +5,7 @@
  */
 import { existsSync, lstatSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
+import { ExciseError, invalidArgument, withCallerStack, checkSignal } from './errors.js';
 import { native, type NativeModel, type NativeModelConfig } from './native.js';
 import { Tokenizer } from './tokenizer.js';
 import type { DocumentSource } from './data/batches.js';
@@ -732,10 +732,6 @@ export class Model {
 }
 
 const GENERATE_KEYS = ['maxNewTokens', 'temperature', 'topK', 'topP', 'seed', 'stopAtEos', 'stop', 'maxTime', 'signal'] as const;
-
-function checkSignal(where: string, signal: unknown): asserts signal is AbortSignal | undefined {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument(`${where}: signal`, 'an AbortSignal', signal);
-}
 
 /** The promise's outcome, or ERR_ABORTED as soon as the signal aborts (the work itself is not stopped). */
 function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined, where: string): Promise<T> {

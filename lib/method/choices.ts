@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { ExciseError, invalidArgument } from '../errors.js';
+import { ExciseError, invalidArgument, checkSignal } from '../errors.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { sequenceLogprobs, type LogprobTarget } from './logprobs.js';
 
@@ -185,7 +185,7 @@ export async function evaluateChoices(target: ChoicesTarget, source: string | re
   const maxLength = posInt('maxLength', options.maxLength ?? Math.min(maxPositions, 1024));
   if (maxLength > maxPositions) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluateChoices: maxLength ${maxLength} exceeds the model's ${maxPositions} positions`);
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('evaluateChoices: onProgress', 'a function', options.onProgress);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgument('evaluateChoices: signal', 'an AbortSignal', options.signal);
+  checkSignal('evaluateChoices', options.signal);
   if (!target.tokenizer) throw new ExciseError('ERR_TOKENIZER_MISSING', 'evaluateChoices: the model has no tokenizer.json, so questions cannot be encoded');
   const tokenizer = target.tokenizer;
 

@@ -2,7 +2,7 @@
  * model.collect(): activation statistics over a dataset, accumulated natively on the model's
  * device. Batches stream through; only the per-neuron sums ever reach JS, once, at the end.
  */
-import { ExciseError, invalidArgument, withCallerStack } from '../errors.js';
+import { ExciseError, invalidArgument, withCallerStack, checkSignal } from '../errors.js';
 import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
 import { asGroupMember, checkGroup, type ProcessGroup } from '../distributed.js';
@@ -61,7 +61,7 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   }
   const onProgress = options.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgument('collect: onProgress', 'a function', onProgress);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgument('collect: signal', 'an AbortSignal', options.signal);
+  checkSignal('collect', options.signal);
   const maxTokens = positiveInt('collect: maxTokens', options.maxTokens ?? Infinity, true);
   const batchSize = positiveInt('collect: batchSize', options.batchSize ?? 8);
   const maxLength = positiveInt('collect: maxLength', options.maxLength ?? Math.min(config.maxPositions, 1024));

@@ -3,7 +3,7 @@
  * over targets outside the dataset's most common tokens, computed natively on the device in chunks
  * (no logits cross into JS).
  */
-import { ExciseError, invalidArgument, withCallerStack } from '../errors.js';
+import { ExciseError, invalidArgument, withCallerStack, checkSignal } from '../errors.js';
 import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs, type TokenBatch, type TokenUsage } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
 import { asGroupMember, checkGroup, type ProcessGroup } from '../distributed.js';
@@ -88,7 +88,7 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
     if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
   }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('evaluate: onProgress', 'a function', options.onProgress);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgument('evaluate: signal', 'an AbortSignal', options.signal);
+  checkSignal('evaluate', options.signal);
   const source = asDocumentSource(sourceOrDataset);
   checkSource(source, 'evaluate(source)');
   const { config } = target;

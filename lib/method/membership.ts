@@ -10,7 +10,7 @@
  * After unlearning, the forget set's AUC should fall toward 0.5 while the retain set's stays.
  * Each document is scored on its first maxLength tokens.
  */
-import { ExciseError, invalidArgument } from '../errors.js';
+import { ExciseError, invalidArgument, checkSignal } from '../errors.js';
 import { asDocumentSource, checkSource, type DocumentProvider, type DocumentSource } from '../data/batches.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { sequenceLogprobs, type LogprobTarget } from './logprobs.js';
@@ -110,7 +110,7 @@ export async function membershipInference(target: MembershipTarget, members: Doc
   const k = options.minKFraction ?? 0.2;
   if (typeof k !== 'number' || !(k > 0 && k <= 1)) throw invalidArgument('membershipInference: minKFraction', 'a fraction in (0, 1]', k);
   const batchSize = posInt('batchSize', options.batchSize ?? 16);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgument('membershipInference: signal', 'an AbortSignal', options.signal);
+  checkSignal('membershipInference', options.signal);
 
   const side = async (source: unknown, name: string): Promise<MembershipScores> => {
     const docs = await readDocuments(source, name, target.tokenizer, maxDocuments, maxLength);
