@@ -14,7 +14,7 @@
  * multiple-choice accuracy and membership inference AUC per set, then the relearning attack.
  * Each method starts from a freshly loaded model.
  */
-import { ExciseError, invalidArgument } from './errors.js';
+import { ExciseError, invalidArgument, positiveInt } from './errors.js';
 import { splitDataset, toDataset, type Dataset, type DatasetLike } from './data/datasets.js';
 import { loadModel, type Device, type Dtype, type Model } from './model.js';
 import { selectivePrune, type PruneReport } from './pipeline.js';
@@ -105,7 +105,7 @@ export async function compareMethods(options: CompareOptions): Promise<CompareRe
   for (const m of methods) if (!COMPARE_METHODS.includes(m)) throw invalidArgument('methods', `a list of ${COMPARE_METHODS.join(', ')}`, m);
   if (methods.length === 0) throw invalidArgument('methods', 'at least one method', methods);
   const steps = options.steps ?? 5;
-  if (!Number.isInteger(steps) || steps < 1) throw invalidArgument('steps', 'a positive integer', steps);
+  positiveInt('steps', steps);
   const ffFrac = options.ffFrac ?? 0.02, attnFrac = options.attnFrac ?? 0;
   const seed = options.seed ?? 0;
   const evalFraction = options.evalFraction ?? 0.1;

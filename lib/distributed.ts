@@ -6,7 +6,7 @@
  * (statistics) or per-batch counts (evaluation) are all-reduced, so every rank ends with the result
  * of one process on all the data.
  */
-import { ExciseError, invalidArgument } from './errors.js';
+import { ExciseError, invalidArgument, checkKeys } from './errors.js';
 import { native, type NativeProcessGroup } from './native.js';
 
 export interface DistributedOptions {
@@ -147,9 +147,7 @@ export class ProcessGroup {
 export async function initDistributed(options: DistributedOptions = {}): Promise<ProcessGroup> {
   if (options === null || typeof options !== 'object') throw invalidArgument('initDistributed(options)', 'an options object', options);
   const allowed = ['rank', 'worldSize', 'localRank', 'masterAddr', 'masterPort', 'timeoutMs', 'socketInterface'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `initDistributed: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
+  checkKeys('initDistributed', options, allowed);
   const env = process.env;
   const worldSize = intIn('initDistributed: worldSize (WORLD_SIZE)', options.worldSize ?? envInt('WORLD_SIZE', env) ?? 1, 1, 1 << 20);
   const rank = intIn('initDistributed: rank (RANK)', options.rank ?? envInt('RANK', env) ?? 0, 0, worldSize - 1);

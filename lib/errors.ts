@@ -83,3 +83,54 @@ export async function withCallerStack<T>(run: () => Promise<T>): Promise<T> {
 export function checkSignal(where: string, signal: unknown): asserts signal is AbortSignal | undefined {
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument(`${where}: signal`, 'an AbortSignal', signal);
 }
+
+// Option checks shared by every entry point: each throws ERR_INVALID_ARGUMENT naming the option
+// (`name`, or `${where}: ...`), what was expected and what was received, and returns the value.
+
+/** An options argument: a plain object, not null or an array ("${where}: expected an options object, ..."). */
+export function checkOptionsObject(where: string, options: unknown): asserts options is Record<string, unknown> {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalidArgument(where, 'an options object', options);
+  }
+}
+
+/** Every key of `options` is one of `allowed` ("${where}: unknown option "x" (expected one of: a, b)"). */
+export function checkKeys(where: string, options: object, allowed: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      throw new ExciseError('ERR_INVALID_ARGUMENT', `${where}: unknown option "${key}" (expected one of: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+/** An integer >= 1. */
+export function positiveInt(name: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 1) throw invalidArgument(name, 'a positive integer', value);
+  return value as number;
+}
+
+/** An integer >= 0. */
+export function nonNegativeInt(name: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 0) throw invalidArgument(name, 'a non-negative integer', value);
+  return value as number;
+}
+
+/** A finite number > 0. */
+export function positiveNumber(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw invalidArgument(name, 'a positive number', value);
+  return value;
+}
+
+/** A number in (0, 1], or in [0, 1] with allowZero. */
+export function checkFraction(name: string, value: unknown, allowZero: boolean): number {
+  if (typeof value !== 'number' || !(value <= 1) || !(allowZero ? value >= 0 : value > 0)) {
+    throw invalidArgument(name, allowZero ? 'a fraction in [0, 1]' : 'a fraction in (0, 1]', value);
+  }
+  return value;
+}
+
+/** true or false. */
+export function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalidArgument(name, 'a boolean', value);
+  return value;
+}

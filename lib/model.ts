@@ -5,7 +5,7 @@
  */
 import { existsSync, lstatSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ExciseError, invalidArgument, withCallerStack, checkSignal } from './errors.js';
+import { ExciseError, invalidArgument, withCallerStack, checkSignal, checkKeys, checkOptionsObject, positiveInt, nonNegativeInt, checkBoolean } from './errors.js';
 import { native, type NativeModel, type NativeModelConfig } from './native.js';
 import { Tokenizer } from './tokenizer.js';
 import type { DocumentSource } from './data/batches.js';
@@ -165,20 +165,6 @@ export interface ContinuationScore {
   greedy: boolean;
 }
 
-function checkKeys(where: string, options: object, allowed: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new ExciseError('ERR_INVALID_ARGUMENT', `${where}: unknown option "${key}" (expected one of: ${allowed.join(', ')})`);
-    }
-  }
-}
-
-function checkOptionsObject(where: string, options: unknown): asserts options is Record<string, unknown> {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw invalidArgument(where, 'an options object', options);
-  }
-}
-
 export function validateDevice(device: unknown): Device {
   // cuda:N: N in 0..999 written without leading zeros, as torch.device prints it.
   if (typeof device !== 'string' || !/^(cpu|cuda|cuda:(0|[1-9]\d{0,2}))$/.test(device)) {
@@ -315,8 +301,7 @@ export class Model {
   async forward(inputIds: TokenBatch, options: ForwardOptions = {}): Promise<ForwardResult> {
     checkOptionsObject('forward(options)', options);
     checkKeys('forward', options, ['attentionMask', 'capture', 'lastPositionOnly', 'signal']);
-    const lastPositionOnly = options.lastPositionOnly ?? false;
-    if (typeof lastPositionOnly !== 'boolean') throw invalidArgument('forward: lastPositionOnly', 'a boolean', lastPositionOnly);
+    const lastPositionOnly = checkBoolean('forward: lastPositionOnly', options.lastPositionOnly ?? false);
     checkSignal('forward', (options as ForwardOptions).signal);
     if ((options as ForwardOptions).signal?.aborted) throw new ExciseError('ERR_ABORTED', 'forward: aborted');
     const handle = this.live();
@@ -399,7 +384,7 @@ export class Model {
     checkOptionsObject('score(options)', options);
     checkKeys('score', options, ['batchSize', 'signal']);
     const { batchSize = 8, signal } = options as ContinuationScoreOptions;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw invalidArgument('score: batchSize', 'a positive integer', batchSize);
+    positiveInt('score: batchSize', batchSize);
     checkSignal('score', signal);
     if (!Array.isArray(requests)) throw invalidArgument('score(requests)', 'an array of { prompt, continuation }', requests);
     const handle = this.live();
@@ -429,7 +414,7 @@ export class Model {
           }
         });
         const padded = batch.some((r) => r.prompt.length + r.continuation.length < seq);
-        const { logprobs, greedy } = await native().scoreTokens(handle, ids, batch.length, seq, padded ? mask : null, targets);
+        const { logprobs, greedy } = await handle.tokenLogprobs(ids, batch.length, seq, padded ? mask : null, targets);
         let k = 0;
         for (const r of batch) {
           const n = r.continuation.length;
@@ -461,7 +446,7 @@ export class Model {
     checkOptionsObject(`${where}(options)`, options);
     checkKeys(where, options, allowed);
     const { maxNewTokens, temperature = 0, topK = 0, topP = 1, seed = 0, stopAtEos = true, stop = [], maxTime, signal, logprobs = -1 } = options;
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw invalidArgument(`${where}: maxNewTokens`, 'a positive integer', maxNewTokens);
+    positiveInt(`${where}: maxNewTokens`, maxNewTokens);
     if (typeof temperature !== 'number' || !(temperature >= 0) || !Number.isFinite(temperature)) throw invalidArgument(`${where}: temperature`, 'a number >= 0', temperature);
     if (!Number.isInteger(topK) || topK < 0) throw invalidArgument(`${where}: topK`, 'an integer >= 0', topK);
     if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw invalidArgument(`${where}: topP`, 'a number in (0, 1]', topP);
@@ -790,7 +775,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
 export async function createRandomModel(config: Record<string, unknown>, options: LoadOptions & { seed?: number } = {}): Promise<Model> {
   if (config === null || typeof config !== 'object') throw invalidArgument('createRandomModel(config)', 'a config.json object', config);
   const { seed = 0, signal: _signal, ...rest } = options;
-  if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('createRandomModel: seed', 'a non-negative integer', seed);
+  nonNegativeInt('createRandomModel: seed', seed);
   const { device, dtype } = checkLoadOptions(rest);
   let configJson: string;
   try {

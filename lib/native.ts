@@ -91,8 +91,11 @@ export interface NativeModel {
   evaluateBatch(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, skip: Int32Array, topK: number): Promise<{
     tokens: number; lossSum: number; top1: number; topk: number; skipTokens: number; top1Skip: number; topkSkip: number;
   }>;
-  /** [batch, seq - 1] each: log p(ids[t + 1] | ids[0..t]) (0 at padding) and whether it was the argmax. */
-  tokenLogprobs(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null): Promise<{ logprobs: Float32Array; greedy: Uint8Array }>;
+  /**
+   * One entry per position t >= 1 where targets [batch, seq] is nonzero, in row-major order: log p(ids[b, t] |
+   * ids[b, < t]) and whether that token was the argmax. Continuation scoring and whole-sequence scoring.
+   */
+  tokenLogprobs(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, targets: Int32Array): Promise<{ logprobs: Float32Array; greedy: Uint8Array }>;
   /** Zeroes every pruned slice again (after training moved them); mean-offset biases stay. */
   rezeroPruned(): Promise<void>;
   trainerCreate(options: Required<import('./train.js').TrainOptions>): NativeTrainer;
@@ -192,8 +195,6 @@ export interface NativeBinding {
   engineCancel(engine: NativeDecodeEngine, id: number): void;
   /** Frees the engine's cache and forgets its requests (a job in call order). */
   engineReset(model: NativeModel, engine: NativeDecodeEngine): Promise<void>;
-  /** log p of the tokens at the positions where targets is 1 (row-major), and whether each was the argmax. */
-  scoreTokens(model: NativeModel, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, targets: Int32Array): Promise<{ logprobs: Float32Array; greedy: Uint8Array }>;
   /** Stops every model thread of the process after its running job (called just before exit). */
   stopModelThreadsForExit(): void;
   [name: string]: unknown;

@@ -9,7 +9,7 @@
  * deterministic split), as the reference does. After every finished step the caller gets a
  * PipelineState from which `resume` continues with the same result as an uninterrupted run.
  */
-import { ExciseError, invalidArgument } from './errors.js';
+import { ExciseError, invalidArgument, checkKeys, positiveInt, nonNegativeInt, checkFraction } from './errors.js';
 import { splitDataset, toDataset, type Dataset, type DatasetLike } from './data/datasets.js';
 import type { Model } from './model.js';
 import type { EvalResult } from './method/evaluate.js';
@@ -125,18 +125,6 @@ export interface PipelineState {
   report: PruneReport;
 }
 
-function checkFraction(name: string, v: unknown, allowZero: boolean): number {
-  if (typeof v !== 'number' || !(v <= 1) || !(allowZero ? v >= 0 : v > 0)) {
-    throw invalidArgument(name, allowZero ? 'a fraction in [0, 1]' : 'a fraction in (0, 1]', v);
-  }
-  return v;
-}
-
-function positiveInt(name: string, v: unknown): number {
-  if (!Number.isInteger(v) || (v as number) < 1) throw invalidArgument(name, 'a positive integer', v);
-  return v as number;
-}
-
 /**
  * A pipeline dataset: loadDataset()/toDataset() for texts and paths; an array of token-id sequences
  * becomes a dataset of those sequences (for models without a tokenizer).
@@ -165,9 +153,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
   if (options === null || typeof options !== 'object') throw invalidArgument('selectivePrune(model, options)', 'an options object', options);
   const allowed = ['forget', 'retain', 'evals', 'ffFrac', 'attnFrac', 'steps', 'iterative', 'collectTokens', 'evalTokens', 'scoring',
     'eps', 'scorer', 'selection', 'seed', 'evalFraction', 'batchSize', 'maxLength', 'longDocs', 'stopWhen', 'signal', 'onProgress', 'onStep', 'resume', 'group'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `selectivePrune: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
+  checkKeys('selectivePrune', options, allowed);
   const ffFrac = checkFraction('ffFrac', options.ffFrac ?? 0.02, true);
   const attnFrac = checkFraction('attnFrac', options.attnFrac ?? 0, true);
   if (ffFrac === 0 && attnFrac === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'ffFrac and attnFrac are both 0: nothing would be pruned');
@@ -183,7 +169,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
   const selectionMode = options.selection ?? 'selective';
   if (selectionMode !== 'selective' && selectionMode !== 'random') throw invalidArgument('selection', "'selective' or 'random'", selectionMode);
   const seed = options.seed ?? 0;
-  if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('seed', 'a non-negative integer', seed);
+  nonNegativeInt('seed', seed);
   const evalFraction = checkFraction('evalFraction', options.evalFraction ?? 0.1, false);
   if (evalFraction >= 1) throw invalidArgument('evalFraction', 'a fraction in (0, 1)', evalFraction);
   const batchSize = options.batchSize;

@@ -1,4 +1,4 @@
-import { invalidArgument } from './errors.js';
+import { checkBoolean } from './errors.js';
 import { native } from './native.js';
 
 export interface RuntimeInfo {
@@ -26,6 +26,6 @@ export function runtimeInfo(): RuntimeInfo {
  * A process-wide LibTorch setting, off by default; it changes nothing on the CPU, nor for bf16/fp16.
  */
 export function setTf32(enabled: boolean): void {
-  if (typeof enabled !== 'boolean') throw invalidArgument('setTf32(enabled)', 'a boolean', enabled);
+  checkBoolean('setTf32(enabled)', enabled);
   native().setTf32(enabled);
 }

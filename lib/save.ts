@@ -8,7 +8,7 @@ import { closeSync, constants as fsConstants, copyFileSync, existsSync, lstatSyn
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
+import { ExciseError, invalidArgument, withCallerStack, checkKeys } from './errors.js';
 import { readRegularFile } from './files.js';
 import type { NativeModel } from './native.js';
 
@@ -193,9 +193,7 @@ export function removeStaleSaves(parent: string): string[] {
 export async function saveModelFolder(src: SaveSource, dir: string, options: SaveOptions = {}): Promise<void> {
   if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('save(dir)', 'a folder path', dir);
   const allowed = ['overwrite', 'maxShardSize', 'metadata', 'dtype'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `save: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
+  checkKeys('save', options, allowed);
   const maxShard = options.maxShardSize ?? 5 * 1024 ** 3;
   if (!Number.isInteger(maxShard) || maxShard < 1) throw invalidArgument('save: maxShardSize', 'a positive integer number of bytes', maxShard);
   if (options.dtype !== undefined && !['float32', 'float16', 'bfloat16'].includes(options.dtype)) {

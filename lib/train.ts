@@ -3,7 +3,7 @@
  * cross-entropy over real tokens, backward, global gradient clipping and AdamW, on the model's
  * thread and device. Used to train the bundled demo model; also handy for fine-tuning tiny models.
  */
-import { ExciseError, invalidArgument, withCallerStack } from './errors.js';
+import { ExciseError, invalidArgument, withCallerStack, checkKeys, positiveInt, positiveNumber } from './errors.js';
 import type { NativeModel, NativeTrainer } from './native.js';
 import type { CallOrder } from './call_order.js';
 
@@ -129,18 +129,16 @@ function flatten(rows: readonly (readonly number[])[], maskRows: readonly (reado
 
 export function trainOptions(o: TrainOptions): Required<TrainOptions> {
   const allowed = ['lr', 'warmupSteps', 'totalSteps', 'minLrRatio', 'beta1', 'beta2', 'eps', 'weightDecay', 'gradClip'];
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `trainer: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
+  checkKeys('trainer', o, allowed);
   const r: Required<TrainOptions> = {
     lr: o.lr ?? 1e-3, warmupSteps: o.warmupSteps ?? 100, totalSteps: o.totalSteps ?? 1000, minLrRatio: o.minLrRatio ?? 0.1,
     beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.95, eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0.1, gradClip: o.gradClip ?? 1,
   };
-  const positive = (k: keyof TrainOptions) => { if (!(typeof r[k] === 'number' && r[k] > 0 && Number.isFinite(r[k]))) throw invalidArgument(`trainer: ${k}`, 'a positive number', r[k]); };
+  const positive = (k: keyof TrainOptions) => positiveNumber(`trainer: ${k}`, r[k]);
   const nonNegative = (k: keyof TrainOptions) => { if (!(typeof r[k] === 'number' && r[k] >= 0 && Number.isFinite(r[k]))) throw invalidArgument(`trainer: ${k}`, 'a number >= 0', r[k]); };
   positive('lr'); positive('eps'); nonNegative('weightDecay'); nonNegative('gradClip'); nonNegative('minLrRatio');
   for (const k of ['beta1', 'beta2'] as const) if (!(r[k] >= 0 && r[k] < 1)) throw invalidArgument(`trainer: ${k}`, 'a number in [0, 1)', r[k]);
-  if (!Number.isInteger(r.totalSteps) || r.totalSteps < 1) throw invalidArgument('trainer: totalSteps', 'a positive integer', r.totalSteps);
+  positiveInt('trainer: totalSteps', r.totalSteps);
   if (!Number.isInteger(r.warmupSteps) || r.warmupSteps < 0) throw invalidArgument('trainer: warmupSteps', 'an integer >= 0', r.warmupSteps);
   return r;
 }

@@ -22,7 +22,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("engineStep", Napi::Function::New(env, excise::EngineStepJs, "engineStep"));
   exports.Set("engineCancel", Napi::Function::New(env, excise::EngineCancelJs, "engineCancel"));
   exports.Set("engineReset", Napi::Function::New(env, excise::EngineResetJs, "engineReset"));
-  exports.Set("scoreTokens", Napi::Function::New(env, excise::ScoreTokensJs, "scoreTokens"));
   exports.Set("distInit", Napi::Function::New(env, excise::DistInitJs, "distInit"));
   exports.Set("distAllReduceSum", Napi::Function::New(env, excise::DistAllReduceSumJs, "distAllReduceSum"));
   exports.Set("distCall", Napi::Function::New(env, excise::DistCallJs, "distCall"));

@@ -13,11 +13,10 @@ Napi::Value DistAllReduceSumJs(const Napi::CallbackInfo& info);  // distributed_
 Napi::Value DistCallJs(const Napi::CallbackInfo& info);          // distributed_binding.cc
 Napi::Value DistPeerFailureJs(const Napi::CallbackInfo& info);   // distributed_binding.cc
 Napi::Value StopModelThreadsForExitJs(const Napi::CallbackInfo& info);  // worker.cc
-// engine_binding.cc: the decode engine (decode_engine.h) and scoring (score.h) of a model.
+// engine_binding.cc: the decode engine (decode_engine.h) of a model.
 Napi::Value EngineCreateJs(const Napi::CallbackInfo& info);
 Napi::Value EngineStepJs(const Napi::CallbackInfo& info);
 Napi::Value EngineCancelJs(const Napi::CallbackInfo& info);
 Napi::Value EngineResetJs(const Napi::CallbackInfo& info);
-Napi::Value ScoreTokensJs(const Napi::CallbackInfo& info);
 
 }  // namespace excise

@@ -1,6 +1,5 @@
-// The JS-facing decode engine and scoring: module functions that take the model object first and
+// The JS-facing decode engine: module functions that take the model object first and
 // queue their work on that model's thread (so they run in call order with its other jobs).
-#include <c10/core/InferenceMode.h>
 #include <napi.h>
 
 #include "addon_data.h"
@@ -10,7 +9,6 @@
 #include "handles.h"
 #include "js_tensors.h"
 #include "model_binding.h"
-#include "score.h"
 
 namespace excise {
 namespace {
@@ -106,30 +104,6 @@ class EngineResetJob : public Job {
   EngineHandle e_;
 };
 
-class ScoreJob : public Job {
- public:
-  ScoreJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask, at::Tensor targets)
-      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)), targets_(std::move(targets)) {}
-  void Execute() override {
-    c10::InferenceMode guard;
-    result_ = ScoreTokens(*d_, ids_, mask_, targets_);
-  }
-  Napi::Value OnOK(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("logprobs", ToFloat32Array(env, result_.logprobs));
-    const int64_t n = result_.greedy.numel();
-    Napi::Uint8Array greedy = Napi::Uint8Array::New(env, static_cast<size_t>(n));
-    if (n > 0) std::copy(result_.greedy.data_ptr<uint8_t>(), result_.greedy.data_ptr<uint8_t>() + n, greedy.Data());
-    out.Set("greedy", greedy);
-    return out;
-  }
-
- private:
-  std::shared_ptr<Decoder> d_;
-  at::Tensor ids_, mask_, targets_;
-  ScoreResult result_;
-};
-
 }  // namespace
 
 // engineCreate(model, maxBatch, maxSequence) -> engine handle (the cache is allocated on first use)
@@ -194,22 +168,6 @@ Napi::Value EngineResetJs(const Napi::CallbackInfo& info) {
     ModelWrap* model = ModelArg(env, info[0]);
     model->decoder();
     return model->Queue(env, std::make_unique<EngineResetJob>(env, EngineArg(info[1])));
-  });
-}
-
-// scoreTokens(model, ids: Int32Array, batch, seq, mask: Int32Array | null, targets: Int32Array)
-//   -> Promise<{ logprobs: Float32Array, greedy: Uint8Array }> (row-major over the target positions)
-Napi::Value ScoreTokensJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return Guard(env, [&]() -> Napi::Value {
-    ModelWrap* model = ModelArg(env, info[0]);
-    std::shared_ptr<Decoder> d = model->decoder();
-    const int64_t batch = info[2].As<Napi::Number>().Int64Value();
-    const int64_t seq = info[3].As<Napi::Number>().Int64Value();
-    at::Tensor ids = TokenIdsArg(info[1], batch, seq, d->config().vocabSize);
-    at::Tensor mask = OptionalMaskArg(info[4], batch, seq);
-    at::Tensor targets = Int32Arg(info[5], batch, seq, "targets");
-    return model->Queue(env, std::make_unique<ScoreJob>(env, d, std::move(ids), std::move(mask), std::move(targets)));
   });
 }
 

@@ -1,12 +1,20 @@
 #include "logprobs.h"
 
-#include "errors.h"
+#include <algorithm>
+#include <vector>
 
 namespace excise {
 
-TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask) {
+TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& targets) {
+  TokenLogprobs out;
   const int64_t B = ids.size(0), S = ids.size(1);
-  if (S < 2) throw Error(code::kInvalidArgument, "tokenLogprobs: rows need at least 2 tokens");
+  // Position t - 1 predicts token t: the scored rows of the hidden states, chosen on the host.
+  at::Tensor rows = S < 2 ? at::empty({0}, at::kLong)
+                          : targets.narrow(1, 1, S - 1).to(at::kBool).reshape({-1}).nonzero().reshape({-1});  // [N] CPU
+  const int64_t n = rows.numel();
+  out.logprob = at::empty({n}, at::kFloat);
+  out.greedy = at::empty({n}, at::kByte);
+  if (n == 0) return out;
   ForwardOptions opts;
   opts.attentionMask = mask;
   opts.returnHidden = true;
@@ -14,28 +22,22 @@ TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, cons
   at::Tensor idsDev = ids.to(dev);
   at::Tensor hidden = d.forward(idsDev, opts);  // [B, S, E]
   const int64_t E = hidden.size(-1);
-  at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, E});             // [B*(S-1), E]
-  at::Tensor targets = idsDev.narrow(1, 1, S - 1).reshape({-1});           // [B*(S-1)]
-  const int64_t N = h.size(0);
-  at::Tensor logprob = at::empty({N}, at::TensorOptions().dtype(at::kFloat).device(dev));
-  at::Tensor greedy = at::empty({N}, at::TensorOptions().dtype(at::kBool).device(dev));
+  at::Tensor rowsDev = rows.to(dev);
+  at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({B * (S - 1), E}).index_select(0, rowsDev);  // [N, E]
+  at::Tensor next = idsDev.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rowsDev);          // [N]
+  std::vector<at::Tensor> logprob, greedy;
   const int64_t chunk = 1024;
-  for (int64_t start = 0; start < N; start += chunk) {
-    const int64_t n = std::min(chunk, N - start);
-    at::Tensor logits = d.logitsOf(h.narrow(0, start, n)).to(at::kFloat);  // [n, vocab]
-    at::Tensor t = targets.narrow(0, start, n).unsqueeze(1);                // [n, 1]
-    at::Tensor target = logits.gather(1, t).squeeze(1);
-    logprob.narrow(0, start, n).copy_(target - at::logsumexp(logits, {1}));
-    greedy.narrow(0, start, n).copy_(logits.argmax(1).eq(t.squeeze(1)));
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t m = std::min(chunk, n - start);
+    at::Tensor logits = d.logitsOf(h.narrow(0, start, m)).to(at::kFloat);  // [m, vocab]
+    at::Tensor t = next.narrow(0, start, m).unsqueeze(1);                   // [m, 1]
+    // The target's logit minus logsumexp, not log_softmax + gather: the two round differently (a few
+    // ulp); this is the formula multiple-choice and membership results were made with.
+    logprob.push_back(logits.gather(1, t).squeeze(1) - at::logsumexp(logits, {1}));
+    greedy.push_back(logits.argmax(1).eq(t.squeeze(1)).to(at::kByte));
   }
-  TokenLogprobs out;
-  out.logprob = logprob.reshape({B, S - 1}).to(at::kCPU).contiguous();
-  out.greedy = greedy.reshape({B, S - 1}).to(at::kCPU).to(at::kByte).contiguous();
-  if (mask.defined()) {
-    at::Tensor pad = mask.narrow(1, 1, S - 1).eq(0);
-    out.logprob.masked_fill_(pad, 0);
-    out.greedy.masked_fill_(pad, 0);
-  }
+  out.logprob = at::cat(logprob).to(at::kCPU).contiguous();
+  out.greedy = at::cat(greedy).to(at::kCPU).contiguous();
   return out;
 }
 

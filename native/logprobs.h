@@ -1,7 +1,10 @@
-// Per-token log-likelihoods on the device: log p(ids[t + 1] | ids[0..t]) for every position of a
-// batch, and whether that token was the model's most likely one. The LM head runs in chunks of
-// positions, as in eval.cc, so no [batch, seq, vocab] tensor ever exists; only [batch, seq - 1]
-// floats come back. Multiple-choice scoring and membership inference are sums and quantiles of these.
+// Per-token log-likelihoods on the device: log p(ids[b, t] | ids[b, <t]) at chosen target positions
+// of a batch, and whether each target token was the model's most likely one there. The one native
+// computation under continuation scoring (model.score, serving) and whole-sequence scoring
+// (model.sequenceLogprobs: multiple-choice scoring, membership inference, where the targets are every
+// non-padding position t >= 1). The LM head runs on the target positions only, in chunks (as in
+// eval.cc), so no [batch, seq, vocab] tensor ever exists; one float and one flag per target leave
+// the device.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -10,11 +13,13 @@
 namespace excise {
 
 struct TokenLogprobs {
-  at::Tensor logprob;  // [batch, seq - 1] float32 (CPU); 0 where the target is padding
-  at::Tensor greedy;   // [batch, seq - 1] uint8 (CPU); 1 where the target is the argmax
+  at::Tensor logprob;  // [N] float32, CPU: log p(ids[b, t] | ids[b, <t]) for each target position
+  at::Tensor greedy;   // [N] uint8, CPU: 1 when ids[b, t] is the argmax there
 };
 
-// ids [batch, seq] int64 (CPU), mask [batch, seq] int (CPU) or undefined; seq >= 2.
-TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask);
+// ids [B, S] int64 (CPU); mask [B, S] (1 = token, right padding only) or undefined; targets [B, S]
+// (CPU, nonzero = score this position; t = 0 is never scored: nothing predicts it). N is the number
+// of targets at t >= 1; results are in row-major order of those positions.
+TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& targets);
 
 }  // namespace excise

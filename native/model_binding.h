@@ -42,7 +42,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SaveWeights(const Napi::CallbackInfo& info);
   // Evaluation (eval.h): one batch's sums.
   Napi::Value EvaluateBatch(const Napi::CallbackInfo& info);
-  // Per-token log-likelihoods (logprobs.h): multiple-choice scoring, membership inference.
+  // Per-token log-likelihoods at target positions (logprobs.h): continuation scoring (model.score),
+  // multiple-choice scoring, membership inference.
   Napi::Value TokenLogprobs(const Napi::CallbackInfo& info);
   // Zeroes the pruned slices again after training moved them (prune.h).
   Napi::Value RezeroPruned(const Napi::CallbackInfo& info);

@@ -367,17 +367,16 @@ class EvalJob : public Job {
 
 class TokenLogprobsJob : public Job {
  public:
-  TokenLogprobsJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask)
-      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)) {}
+  TokenLogprobsJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask, at::Tensor targets)
+      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)), targets_(std::move(targets)) {}
   void Execute() override {
     c10::InferenceMode guard;
-    r_ = ComputeTokenLogprobs(*d_, ids_, mask_);
+    r_ = ComputeTokenLogprobs(*d_, ids_, mask_, targets_);
   }
   Napi::Value OnOK(Napi::Env env) override {
-    Napi::Float32Array lp = Napi::Float32Array::New(env, static_cast<size_t>(r_.logprob.numel()));
-    std::memcpy(lp.Data(), r_.logprob.data_ptr<float>(), sizeof(float) * lp.ElementLength());
+    Napi::Float32Array lp = ToFloat32Array(env, r_.logprob);
     Napi::Uint8Array g = Napi::Uint8Array::New(env, static_cast<size_t>(r_.greedy.numel()));
-    std::memcpy(g.Data(), r_.greedy.data_ptr<uint8_t>(), g.ElementLength());
+    if (g.ElementLength() > 0) std::memcpy(g.Data(), r_.greedy.data_ptr<uint8_t>(), g.ElementLength());
     Napi::Object o = Napi::Object::New(env);
     o.Set("logprobs", lp);
     o.Set("greedy", g);
@@ -386,7 +385,7 @@ class TokenLogprobsJob : public Job {
 
  private:
   std::shared_ptr<Decoder> d_;
-  at::Tensor ids_, mask_;
+  at::Tensor ids_, mask_, targets_;
   TokenLogprobs r_;
 };
 
@@ -524,18 +523,19 @@ Napi::Value ModelWrap::EvaluateBatch(const Napi::CallbackInfo& info) {
   });
 }
 
-// tokenLogprobs(ids: Int32Array, batch, seq, mask: Int32Array | null) -> Promise<{ logprobs: Float32Array, greedy: Uint8Array }>
-// both [batch, seq - 1]: log p(ids[t + 1] | ids[0..t]) and whether it was the argmax.
+// tokenLogprobs(ids: Int32Array, batch, seq, mask: Int32Array | null, targets: Int32Array)
+//   -> Promise<{ logprobs: Float32Array, greedy: Uint8Array }>: one entry per nonzero targets[b, t]
+// with t >= 1, in row-major order: log p(ids[b, t] | ids[b, <t]) and whether it was the argmax.
 Napi::Value ModelWrap::TokenLogprobs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     std::shared_ptr<Decoder> d = decoder();
     const int64_t batch = info[1].As<Napi::Number>().Int64Value();
     const int64_t seq = info[2].As<Napi::Number>().Int64Value();
-    if (seq < 2) throw Error(code::kInvalidArgument, "tokenLogprobs: rows need at least 2 tokens");
     at::Tensor ids = TokenIdsArg(info[0], batch, seq, d->config().vocabSize);
     at::Tensor mask = OptionalMaskArg(info[3], batch, seq);
-    return Queue(env, std::make_unique<TokenLogprobsJob>(env, d, std::move(ids), std::move(mask)));
+    at::Tensor targets = Int32Arg(info[4], batch, seq, "targets");
+    return Queue(env, std::make_unique<TokenLogprobsJob>(env, d, std::move(ids), std::move(mask), std::move(targets)));
   });
 }
 

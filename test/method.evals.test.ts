@@ -49,6 +49,30 @@ async function logprobsByForward(ids: number[], from: number): Promise<number[]>
   return out;
 }
 
+describe('sequenceLogprobs', () => {
+  it('a padded batch: log p per token and greedy flags equal log-softmax over forward() logits; score() gives the same numbers', async () => {
+    const texts = ['def add(a, b):\n    return a + b\n', 'The sea was calm.', 'x = [i * i for i in range(10)]', 'Call me Ishmael. Some years ago, never mind how long precisely'];
+    const sequences = [...texts.map((t) => model.tokenizer.encode(t)), [17, 42]];
+    const r = await model.sequenceLogprobs(sequences, { batchSize: 3 }); // batches of lengths that differ: padded
+    const vocab = model.config.vocabSize;
+    for (const [i, ids] of sequences.entries()) {
+      expect(r.logprobs[i]).toHaveLength(ids.length - 1);
+      const ref = await logprobsByForward(ids, 1);
+      expect(Math.max(...ref.map((v, t) => Math.abs(r.logprobs[i][t] - v)))).toBeLessThan(1e-4);
+      const { logits } = await model.forward([ids]);
+      const argmax = (t: number) => { const row = logits.subarray((t - 1) * vocab, t * vocab); return row.indexOf(Math.max(...row)); };
+      expect(Array.from(r.greedy[i])).toEqual(ids.slice(1).map((id, j) => (argmax(j + 1) === id ? 1 : 0)));
+      // The same tokens as a prompt and a continuation: score() runs the same native job on them.
+      const k = Math.ceil(ids.length / 2);
+      const [s] = await model.score([{ prompt: ids.slice(0, k), continuation: ids.slice(k) }]);
+      expect(Math.max(...s.logprobs.map((v, j) => Math.abs(v - r.logprobs[i][k - 1 + j])))).toBeLessThan(1e-5);
+      expect(s.greedy).toBe(r.greedy[i].subarray(k - 1).every((g) => g === 1));
+    }
+    await expect(model.sequenceLogprobs([[1, 2], [3]])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: /sequence 1 has 1 token\(s\); at least 2/ });
+    await expect(model.sequenceLogprobs([[1, vocab]])).rejects.toMatchObject({ code: 'ERR_TOKEN_OUT_OF_RANGE', message: /token id 4096 of sequence 0/ });
+  });
+});
+
 describe('evaluateChoices', () => {
   it('continuation tokens, log-likelihoods, greedy flags and both argmaxes match transformers + the harness', async () => {
     const byDelimiter = new Map<string, typeof fixture.multipleChoice>();

@@ -26,7 +26,7 @@
 import { Buffer, isUtf8 } from 'node:buffer';
 import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { basename, resolve, sep } from 'node:path';
-import { ExciseError, describeValue, invalidArgument } from '../errors.js';
+import { ExciseError, checkKeys, describeValue, invalidArgument } from '../errors.js';
 import { unitHash, seededUint32, randomBelow } from './hash.js';
 import { checkParquetFile, displayPath, ioError, readJsonl, readParquet, readTxt, type DatasetFormat, type FilePath } from './readers.js';
 
@@ -361,9 +361,7 @@ function checkOptions(spec: unknown, more: unknown): CheckedOptions {
     throw invalidArgument('loadDataset(spec)', 'a path or { path, textField?, name?, format?, extensions? }', spec);
   }
   const options = spec as Record<string, unknown>;
-  for (const k of Object.keys(options)) {
-    if (!OPTIONS.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `loadDataset: unknown option "${k}" (expected one of: ${OPTIONS.join(', ')})`);
-  }
+  checkKeys('loadDataset', options, OPTIONS);
   const { path, textField = DEFAULT_TEXT_FIELD, name, format, extensions, onSkip } = options;
   if (typeof path !== 'string' || path.length === 0) throw invalidArgument('loadDataset: path', 'a non-empty string', path);
   if (typeof textField !== 'string' || textField.length === 0) throw invalidArgument('loadDataset: textField', 'a non-empty string', textField);
@@ -478,12 +476,11 @@ function checkSeed(where: string, seed: unknown): number {
   return seed;
 }
 
-function checkKeys(where: string, options: unknown, allowed: readonly string[]): Record<string, unknown> {
+/** An optional options argument of split/shuffle: {} when absent, else an object of `allowed` keys only. */
+function optionsOf(where: string, options: unknown, allowed: readonly string[]): Record<string, unknown> {
   if (options === undefined) return {};
   if (options === null || typeof options !== 'object' || Array.isArray(options)) throw invalidArgument(`${where}: options`, `{ ${allowed.join(', ')} }`, options);
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `${where}: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
+  checkKeys(where, options, allowed);
   return options as Record<string, unknown>;
 }
 
@@ -496,7 +493,7 @@ function checkKeys(where: string, options: unknown, allowed: readonly string[]):
  */
 export function splitDataset(ds: Dataset, options?: SplitOptions): { collect: Dataset; evaluate: Dataset } {
   if (!isDataset(ds)) throw invalidArgument('splitDataset(ds)', 'a dataset', ds);
-  const o = checkKeys('splitDataset', options, ['evalFraction', 'seed']);
+  const o = optionsOf('splitDataset', options, ['evalFraction', 'seed']);
   const evalFraction = o.evalFraction ?? 0.1;
   if (typeof evalFraction !== 'number' || !(evalFraction >= 0 && evalFraction <= 1)) {
     throw invalidArgument('splitDataset: evalFraction', 'a number in [0, 1]', evalFraction);
@@ -525,7 +522,7 @@ export function splitDataset(ds: Dataset, options?: SplitOptions): { collect: Da
  */
 export function shuffleDataset(ds: Dataset, options?: ShuffleOptions): Dataset {
   if (!isDataset(ds)) throw invalidArgument('shuffleDataset(ds)', 'a dataset', ds);
-  const o = checkKeys('shuffleDataset', options, ['seed', 'bufferSize']);
+  const o = optionsOf('shuffleDataset', options, ['seed', 'bufferSize']);
   const seed = checkSeed('shuffleDataset', o.seed ?? 0);
   const bufferSize = o.bufferSize ?? 10_000;
   if (typeof bufferSize !== 'number' || !Number.isSafeInteger(bufferSize) || bufferSize < 1 || bufferSize > 2 ** 32) {

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { ExciseError, invalidArgument, checkSignal } from '../errors.js';
+import { ExciseError, invalidArgument, checkSignal, checkKeys, positiveInt, nonNegativeInt } from '../errors.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { sequenceLogprobs, type LogprobTarget } from './logprobs.js';
 
@@ -167,22 +167,19 @@ export function encodePair(tokenizer: Tokenizer, context: string, continuation: 
 
 export async function evaluateChoices(target: ChoicesTarget, source: string | readonly ChoiceItem[], options: ChoicesOptions = {}): Promise<ChoicesResult> {
   const allowed = ['fewshot', 'numFewshot', 'seed', 'targetDelimiter', 'fewshotDelimiter', 'maxItems', 'batchSize', 'maxLength', 'signal', 'onProgress'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluateChoices: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
-  const posInt = (name: string, v: unknown) => { if (!Number.isInteger(v) || (v as number) < 1) throw invalidArgument(`evaluateChoices: ${name}`, 'a positive integer', v); return v as number; };
+  checkKeys('evaluateChoices', options, allowed);
   const numFewshot = options.numFewshot ?? 0;
   if (!Number.isInteger(numFewshot) || numFewshot < 0) throw invalidArgument('evaluateChoices: numFewshot', 'an integer >= 0', numFewshot);
   if (numFewshot > 0 && options.fewshot === undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluateChoices: numFewshot ${numFewshot} needs fewshot (a file or items to draw the examples from)`);
   const seed = options.seed ?? 1234;
-  if (!Number.isInteger(seed) || seed < 0) throw invalidArgument('evaluateChoices: seed', 'a non-negative integer', seed);
+  nonNegativeInt('evaluateChoices: seed', seed);
   const targetDelimiter = options.targetDelimiter ?? ' ';
   const fewshotDelimiter = options.fewshotDelimiter ?? '\n\n';
   if (typeof targetDelimiter !== 'string') throw invalidArgument('evaluateChoices: targetDelimiter', 'a string', targetDelimiter);
   if (typeof fewshotDelimiter !== 'string') throw invalidArgument('evaluateChoices: fewshotDelimiter', 'a string', fewshotDelimiter);
-  const batchSize = posInt('batchSize', options.batchSize ?? 16);
+  const batchSize = positiveInt('evaluateChoices: batchSize', options.batchSize ?? 16);
   const { maxPositions } = target.config;
-  const maxLength = posInt('maxLength', options.maxLength ?? Math.min(maxPositions, 1024));
+  const maxLength = positiveInt('evaluateChoices: maxLength', options.maxLength ?? Math.min(maxPositions, 1024));
   if (maxLength > maxPositions) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluateChoices: maxLength ${maxLength} exceeds the model's ${maxPositions} positions`);
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('evaluateChoices: onProgress', 'a function', options.onProgress);
   checkSignal('evaluateChoices', options.signal);
@@ -190,7 +187,7 @@ export async function evaluateChoices(target: ChoicesTarget, source: string | re
   const tokenizer = target.tokenizer;
 
   let items = asItems(source, 'evaluateChoices(source)');
-  if (options.maxItems !== undefined) items = items.slice(0, posInt('maxItems', options.maxItems));
+  if (options.maxItems !== undefined) items = items.slice(0, positiveInt('evaluateChoices: maxItems', options.maxItems));
   const pool = options.fewshot !== undefined && numFewshot > 0 ? asItems(options.fewshot, 'evaluateChoices: fewshot') : [];
   if (numFewshot > pool.length) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluateChoices: numFewshot ${numFewshot} exceeds the ${pool.length} few-shot examples`);
   const prefixToken = target.config.bosTokenId ?? target.config.eosTokenIds[0];

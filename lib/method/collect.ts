@@ -2,7 +2,7 @@
  * model.collect(): activation statistics over a dataset, accumulated natively on the model's
  * device. Batches stream through; only the per-neuron sums ever reach JS, once, at the end.
  */
-import { ExciseError, invalidArgument, withCallerStack, checkSignal } from '../errors.js';
+import { ExciseError, invalidArgument, withCallerStack, checkSignal, checkKeys, positiveInt } from '../errors.js';
 import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
 import { asGroupMember, checkGroup, type ProcessGroup } from '../distributed.js';
@@ -39,18 +39,10 @@ export interface CollectTarget {
   hookNames: string[];
 }
 
-function positiveInt(name: string, v: unknown, allowInfinity = false): number {
-  if (allowInfinity && v === Infinity) return Infinity;
-  if (!Number.isInteger(v) || (v as number) < 1) throw invalidArgument(name, 'a positive integer', v);
-  return v as number;
-}
-
 export async function collectStats(target: CollectTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: CollectOptions = {}): Promise<ActivationStats> {
   const source = asDocumentSource(sourceOrDataset);
   const allowed = ['hooks', 'maxTokens', 'batchSize', 'maxLength', 'longDocs', 'onProgress', 'signal', 'group'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `collect: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
+  checkKeys('collect', options, allowed);
   checkSource(source, 'collect(source)');
   const { config } = target;
   const hooks = options.hooks ?? target.hookNames;
@@ -62,7 +54,8 @@ export async function collectStats(target: CollectTarget, sourceOrDataset: Docum
   const onProgress = options.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidArgument('collect: onProgress', 'a function', onProgress);
   checkSignal('collect', options.signal);
-  const maxTokens = positiveInt('collect: maxTokens', options.maxTokens ?? Infinity, true);
+  const maxTokensOption = options.maxTokens ?? Infinity;
+  const maxTokens = maxTokensOption === Infinity ? Infinity : positiveInt('collect: maxTokens', maxTokensOption);
   const batchSize = positiveInt('collect: batchSize', options.batchSize ?? 8);
   const maxLength = positiveInt('collect: maxLength', options.maxLength ?? Math.min(config.maxPositions, 1024));
   if (maxLength > config.maxPositions) {

@@ -3,7 +3,7 @@
  * over targets outside the dataset's most common tokens, computed natively on the device in chunks
  * (no logits cross into JS).
  */
-import { ExciseError, invalidArgument, withCallerStack, checkSignal } from '../errors.js';
+import { ExciseError, invalidArgument, withCallerStack, checkSignal, checkKeys, positiveInt } from '../errors.js';
 import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs, type TokenBatch, type TokenUsage } from '../data/batches.js';
 import type { NativeModel } from '../native.js';
 import { asGroupMember, checkGroup, type ProcessGroup } from '../distributed.js';
@@ -65,11 +65,6 @@ export interface EvaluateTarget {
   config: { vocabSize: number; maxPositions: number };
 }
 
-function positiveInt(name: string, v: unknown): number {
-  if (!Number.isInteger(v) || (v as number) < 1) throw invalidArgument(name, 'a positive integer', v);
-  return v as number;
-}
-
 /** The n most frequent token ids in the batches (ties: lower id first). */
 export function mostCommonTokens(batches: readonly TokenBatch[], n: number): number[] {
   const counts = new Map<number, number>();
@@ -84,9 +79,7 @@ export function mostCommonTokens(batches: readonly TokenBatch[], n: number): num
 
 export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: EvaluateOptions = {}): Promise<EvalResult> {
   const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'longDocs', 'skipTokens', 'skipTopN', 'onProgress', 'signal', 'group'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
+  checkKeys('evaluate', options, allowed);
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('evaluate: onProgress', 'a function', options.onProgress);
   checkSignal('evaluate', options.signal);
   const source = asDocumentSource(sourceOrDataset);

@@ -1,7 +1,8 @@
 /**
- * Per-token log-likelihoods of whole token sequences, batched on the device: the one native
- * primitive under multiple-choice scoring (choices.ts) and membership inference (membership.ts).
- * Only [batch, seq - 1] floats come back per batch; the logits never leave the device.
+ * Per-token log-likelihoods of whole token sequences, batched on the device: what multiple-choice
+ * scoring (choices.ts) and membership inference (membership.ts) use. The native tokenLogprobs job
+ * (native/logprobs.h, also under model.score) scores every non-padding position t >= 1; one float
+ * and one flag per token come back; the logits never leave the device.
  */
 import { ExciseError, withCallerStack } from '../errors.js';
 import type { NativeModel } from '../native.js';
@@ -59,11 +60,15 @@ export async function sequenceLogprobs(target: LogprobTarget, sequences: readonl
       for (let t = 0; t < s.length; t++) { data[b * seq + t] = s[t]; mask[b * seq + t] = 1; }
       if (s.length < seq) padded = true;
     });
-    const out = await withCallerStack(() => target.handle.tokenLogprobs(data, rows.length, seq, padded ? mask : null));
-    rows.forEach((r, b) => {
+    // Targets: every token but the first (the mask, whose t = 0 column is never scored), so the
+    // results are each row's length - 1 entries, one row after another.
+    const out = await withCallerStack(() => target.handle.tokenLogprobs(data, rows.length, seq, padded ? mask : null, mask));
+    let k = 0;
+    rows.forEach((r) => {
       const n = sequences[r].length - 1;
-      logprobs[r] = out.logprobs.slice(b * (seq - 1), b * (seq - 1) + n);
-      greedy[r] = out.greedy.slice(b * (seq - 1), b * (seq - 1) + n);
+      logprobs[r] = out.logprobs.slice(k, k + n);
+      greedy[r] = out.greedy.slice(k, k + n);
+      k += n;
     });
     done += rows.length;
     options.onProgress?.(done);

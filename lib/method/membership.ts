@@ -10,7 +10,7 @@
  * After unlearning, the forget set's AUC should fall toward 0.5 while the retain set's stays.
  * Each document is scored on its first maxLength tokens.
  */
-import { ExciseError, invalidArgument, checkSignal } from '../errors.js';
+import { ExciseError, invalidArgument, checkSignal, checkKeys, positiveInt, checkFraction } from '../errors.js';
 import { asDocumentSource, checkSource, type DocumentProvider, type DocumentSource } from '../data/batches.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { sequenceLogprobs, type LogprobTarget } from './logprobs.js';
@@ -99,17 +99,14 @@ async function readDocuments(source: unknown, name: string, tokenizer: Tokenizer
 
 export async function membershipInference(target: MembershipTarget, members: DocumentSource | DocumentProvider, nonMembers: DocumentSource | DocumentProvider, options: MembershipOptions = {}): Promise<MembershipResult> {
   const allowed = ['maxDocuments', 'maxLength', 'minKFraction', 'batchSize', 'signal'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `membershipInference: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
-  const posInt = (name: string, v: unknown) => { if (!Number.isInteger(v) || (v as number) < 1) throw invalidArgument(`membershipInference: ${name}`, 'a positive integer', v); return v as number; };
-  const maxDocuments = posInt('maxDocuments', options.maxDocuments ?? 200);
-  const maxLength = posInt('maxLength', options.maxLength ?? Math.min(target.config.maxPositions, 1024));
+  checkKeys('membershipInference', options, allowed);
+  const maxDocuments = positiveInt('membershipInference: maxDocuments', options.maxDocuments ?? 200);
+  const maxLength = positiveInt('membershipInference: maxLength', options.maxLength ?? Math.min(target.config.maxPositions, 1024));
   if (maxLength > target.config.maxPositions) throw new ExciseError('ERR_INVALID_ARGUMENT', `membershipInference: maxLength ${maxLength} exceeds the model's ${target.config.maxPositions} positions`);
   if (maxLength < 2) throw invalidArgument('membershipInference: maxLength', 'at least 2', maxLength);
   const k = options.minKFraction ?? 0.2;
-  if (typeof k !== 'number' || !(k > 0 && k <= 1)) throw invalidArgument('membershipInference: minKFraction', 'a fraction in (0, 1]', k);
-  const batchSize = posInt('batchSize', options.batchSize ?? 16);
+  checkFraction('membershipInference: minKFraction', k, false);
+  const batchSize = positiveInt('membershipInference: batchSize', options.batchSize ?? 16);
   checkSignal('membershipInference', options.signal);
 
   const side = async (source: unknown, name: string): Promise<MembershipScores> => {

@@ -11,7 +11,7 @@
  *
  * eps defaults to 1e-3 for FF neurons and 1e-4 for attention neurons (the reference defaults).
  */
-import { ExciseError, invalidArgument } from '../errors.js';
+import { ExciseError, invalidArgument, checkKeys } from '../errors.js';
 import type { ActivationStats, NeuronStats } from './stats.js';
 
 /** Each scoring and the derived statistic (of ActivationStats) it reads: Scoring, SCORINGS and importance() all come from this one table. */
@@ -59,9 +59,7 @@ export function scoreNeurons(forget: ActivationStats, retain: ActivationStats, o
     throw invalidArgument('scoreNeurons(forget, retain)', 'two ActivationStats (from model.collect)', typeof forget?.hook !== 'function' ? forget : retain);
   }
   const allowed = ['ffScoring', 'attnScoring', 'ffEps', 'attnEps'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `scoreNeurons: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
+  checkKeys('scoreNeurons', options, allowed);
   const ffScoring = checkScoring('ffScoring', options.ffScoring ?? 'abs');
   const attnScoring = checkScoring('attnScoring', options.attnScoring ?? 'abs');
   const ffEps = checkEps('ffEps', options.ffEps ?? 1e-3);

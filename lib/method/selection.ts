@@ -3,7 +3,7 @@
  * reference does) or per layer, FF and attention neurons each with their own fraction; already
  * pruned neurons are never chosen again. And the baseline: as many neurons chosen at random.
  */
-import { ExciseError, invalidArgument } from '../errors.js';
+import { invalidArgument, checkKeys, positiveInt, nonNegativeInt, checkFraction } from '../errors.js';
 import type { NeuronScores } from './scoring.js';
 
 /** Neurons per layer: FF indices into dMlp; attention indices head * headDim + dim. */
@@ -31,11 +31,6 @@ export interface SelectOptions {
   headDim?: number;
   /** Neurons to leave out (already pruned). */
   pruned?: PrunedMasks;
-}
-
-function checkFrac(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw invalidArgument(name, 'a fraction in [0, 1]', v);
-  return v;
 }
 
 /** How many of `total` a fraction selects (rounded to the nearest whole neuron). */
@@ -104,11 +99,9 @@ export function selectNeurons(scores: NeuronScores, options: SelectOptions): Sel
   if (!scores || !Array.isArray(scores.ff) || !Array.isArray(scores.attn)) throw invalidArgument('selectNeurons(scores)', 'scores from scoreNeurons()', scores);
   if (options === null || typeof options !== 'object') throw invalidArgument('selectNeurons(scores, options)', '{ ffFrac, attnFrac, ... }', options);
   const allowed = ['ffFrac', 'attnFrac', 'scope', 'attnUnit', 'headDim', 'pruned'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `selectNeurons: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
-  const ffFrac = checkFrac('ffFrac', options.ffFrac);
-  const attnFrac = checkFrac('attnFrac', options.attnFrac);
+  checkKeys('selectNeurons', options, allowed);
+  const ffFrac = checkFraction('ffFrac', options.ffFrac, true);
+  const attnFrac = checkFraction('attnFrac', options.attnFrac, true);
   const scope = options.scope ?? 'global';
   if (scope !== 'global' && scope !== 'layer') throw invalidArgument('scope', "'global' or 'layer'", scope);
   const attnUnit = options.attnUnit ?? 'neuron';
@@ -117,7 +110,7 @@ export function selectNeurons(scores: NeuronScores, options: SelectOptions): Sel
   let attn: number[][];
   if (attnUnit === 'head') {
     const hd = options.headDim;
-    if (!Number.isInteger(hd) || hd! <= 0) throw invalidArgument('headDim (needed for attnUnit "head")', 'a positive integer', hd);
+    positiveInt('headDim (needed for attnUnit "head")', hd);
     attn = selectHeads(scores.attn, attnFrac, scope, hd!, options.pruned?.attn);
   } else {
     attn = selectPart(scores.attn, attnFrac, scope, options.pruned?.attn);
@@ -151,12 +144,10 @@ export interface RandomSelectionOptions {
 export function randomSelection(model: { config: { nLayers: number; dMlp: number; nHeads: number; headDim: number } }, options: RandomSelectionOptions): Selection {
   if (options === null || typeof options !== 'object') throw invalidArgument('randomSelection(model, options)', '{ ffFrac, attnFrac, seed }', options);
   const allowed = ['ffFrac', 'attnFrac', 'seed', 'pruned'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `randomSelection: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
-  const ffFrac = checkFrac('ffFrac', options.ffFrac);
-  const attnFrac = checkFrac('attnFrac', options.attnFrac);
-  if (!Number.isInteger(options.seed) || options.seed < 0) throw invalidArgument('seed', 'a non-negative integer', options.seed);
+  checkKeys('randomSelection', options, allowed);
+  const ffFrac = checkFraction('ffFrac', options.ffFrac, true);
+  const attnFrac = checkFraction('attnFrac', options.attnFrac, true);
+  nonNegativeInt('seed', options.seed);
   const { nLayers, dMlp, nHeads, headDim } = model.config;
   const rand = seededRandom(options.seed);
   // Random scores + the same top-k machinery = a uniform random subset of the right size.

@@ -12,7 +12,7 @@
  * Documents become training rows the way scripts/train-demo.ts packs them: token ids of each
  * document, then the EOS token, concatenated and cut into rows of seqLength tokens.
  */
-import { ExciseError, invalidArgument } from '../errors.js';
+import { ExciseError, invalidArgument, checkKeys, positiveInt, positiveNumber } from '../errors.js';
 import { asDocumentSource, checkSource, type DocumentProvider, type DocumentSource } from '../data/batches.js';
 import type { Model } from '../model.js';
 import type { TrainOptions } from '../train.js';
@@ -88,11 +88,11 @@ export interface TrainLoopResult {
 
 function loopOptions(o: TrainLoopOptions, where: string) {
   const steps = o.steps ?? 20;
-  if (!Number.isInteger(steps) || steps < 1) throw invalidArgument(`${where}: steps`, 'a positive integer', steps);
+  positiveInt(`${where}: steps`, steps);
   const batchSize = o.batchSize ?? 8;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw invalidArgument(`${where}: batchSize`, 'a positive integer', batchSize);
+  positiveInt(`${where}: batchSize`, batchSize);
   const lr = o.lr ?? 1e-4;
-  if (typeof lr !== 'number' || !(lr > 0) || !Number.isFinite(lr)) throw invalidArgument(`${where}: lr`, 'a positive number', lr);
+  positiveNumber(`${where}: lr`, lr);
   const train: TrainOptions = { lr, warmupSteps: 0, totalSteps: steps, minLrRatio: 1, weightDecay: 0, gradClip: 1 };
   return { steps, batchSize, train, keepPruned: o.keepPruned ?? true };
 }
@@ -188,9 +188,7 @@ export interface RelearnReport {
 export async function relearningAttack(model: Model, options: RelearnOptions): Promise<RelearnReport> {
   if (options === null || typeof options !== 'object') throw invalidArgument('relearningAttack(model, options)', 'an options object', options);
   const allowed = ['data', 'evals', 'reference', 'evalTokens', 'before', 'steps', 'batchSize', 'lr', 'seqLength', 'keepPruned', 'onStep', 'signal'];
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new ExciseError('ERR_INVALID_ARGUMENT', `relearningAttack: unknown option "${k}" (expected one of: ${allowed.join(', ')})`);
-  }
+  checkKeys('relearningAttack', options, allowed);
   if (options.evals === null || typeof options.evals !== 'object' || Object.keys(options.evals).length === 0) {
     throw invalidArgument('relearningAttack: evals', 'at least one named evaluation set', options.evals);
   }
