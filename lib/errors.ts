@@ -1,7 +1,8 @@
 /**
  * The one error class excise throws. Every failure has a stable `code` (below) and a message that
  * names the file, tensor or option involved. Native errors arrive as this class too: it is handed
- * to the addon once at load (see native.ts), the better-sqlite3 way.
+ * to the addon once at load (see native.ts), the better-sqlite3 way. Below it, the option checks
+ * every entry point shares (checkSignal, checkKeys, positiveInt, ...).
  */
 export type ErrorCode =
   | 'ERR_INVALID_ARGUMENT'
@@ -84,8 +85,9 @@ export function checkSignal(where: string, signal: unknown): asserts signal is A
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument(`${where}: signal`, 'an AbortSignal', signal);
 }
 
-// Option checks shared by every entry point: each throws ERR_INVALID_ARGUMENT naming the option
-// (`name`, or `${where}: ...`), what was expected and what was received, and returns the value.
+// Option checks shared by every entry point, so that a bad option reads the same everywhere: each
+// throws ERR_INVALID_ARGUMENT naming the option (`name`, or `${where}: ...`), what was expected and
+// what was received; the value checks return the value.
 
 /** An options argument: a plain object, not null or an array ("${where}: expected an options object, ..."). */
 export function checkOptionsObject(where: string, options: unknown): asserts options is Record<string, unknown> {

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRandomModel, ExciseError, loadModel, readSafetensors, runtimeInfo, writeSafetensors, type Model } from '../lib/index.js';
+import { createRandomModel, datasetFromTexts, ExciseError, loadModel, randomSelection, readSafetensors, runtimeInfo, selectNeurons, selectivePrune, setTf32, splitDataset, writeSafetensors, type Model } from '../lib/index.js';
 import { goldenDir } from './helpers/golden.js';
 import { nativeErrorCodes, readmeErrorCodes, tsErrorCodes } from './helpers/error-codes.js';
 
@@ -256,6 +256,34 @@ describe('bad calls that used to be uncoded or silent', () => {
     circular.self = circular;
     await expectError(createRandomModel(circular), 'ERR_CONFIG_INVALID', 'createRandomModel');
     await expectError(createRandomModel({ architectures: ['LlamaForCausalLM'], hidden_size: 64n } as never), 'ERR_CONFIG_INVALID', 'BigInt');
+  });
+
+  it('option checks read the same at every entry point (lib/errors.ts): exact messages', async () => {
+    const ds = datasetFromTexts(['one', 'two']);
+    const cases: Array<[string, () => unknown]> = [
+      ['score: unknown option "bachSize" (expected one of: batchSize, signal)', () => model.score([], { bachSize: 2 } as never)],
+      ['score: batchSize: expected a positive integer, received the number 0', () => model.score([], { batchSize: 0 })],
+      ['sequenceLogprobs(options): expected an options object, received a string ("x")', () => model.sequenceLogprobs([[1, 2]], 'x' as never)],
+      ['evaluate: topK: expected a positive integer, received the number 1.5', () => model.evaluate([[1, 2, 3]], { topK: 1.5 })],
+      ['collect: maxTokens: expected a positive integer, received the number 0', () => model.collect([[1, 2, 3]], { maxTokens: 0 })],
+      ['collect: unknown option "hook" (expected one of: hooks, maxTokens, batchSize, maxLength, longDocs, onProgress, signal, group)', () => model.collect([[1, 2, 3]], { hook: 'x' } as never)],
+      ['membershipInference: minKFraction: expected a fraction in (0, 1], received the number 0', () => model.membershipInference([[1, 2]], [[3, 4]], { minKFraction: 0 })],
+      ['membershipInference: batchSize: expected a positive integer, received a string ("2")', () => model.membershipInference([[1, 2]], [[3, 4]], { batchSize: '2' as never })],
+      ['evaluateChoices: seed: expected a non-negative integer, received the number -1', () => model.evaluateChoices([], { seed: -1 })],
+      ['ffFrac: expected a fraction in [0, 1], received the number 2', () => selectNeurons({ ff: [], attn: [] } as never, { ffFrac: 2, attnFrac: 0 })],
+      ['seed: expected a non-negative integer, received the number -1', () => randomSelection(model, { ffFrac: 0.1, attnFrac: 0, seed: -1 })],
+      ['seed: expected a non-negative integer, received the number 0.5', () => selectivePrune(model, { forget: ds, retain: ds, seed: 0.5 })],
+      ['forward: lastPositionOnly: expected a boolean, received the number 1', () => model.forward([[1, 2]], { lastPositionOnly: 1 as never })],
+      ['setTf32(enabled): expected a boolean, received a string ("yes")', () => setTf32('yes' as never)],
+      ['trainer: lr: expected a positive number, received the number -1', () => model.trainer({ lr: -1 })],
+      ['trainer: unknown option "momentum" (expected one of: lr, warmupSteps, totalSteps, minLrRatio, beta1, beta2, eps, weightDecay, gradClip)', () => model.trainer({ momentum: 0.9 } as never)],
+      ['splitDataset: unknown option "foo" (expected one of: evalFraction, seed)', () => splitDataset(ds, { foo: 1 } as never)],
+      ['splitDataset: options: expected { evalFraction, seed }, received the number 5', () => splitDataset(ds, 5 as never)],
+    ];
+    for (const [message, call] of cases) {
+      const e = await expectError(async () => call(), 'ERR_INVALID_ARGUMENT');
+      expect(e.message).toBe(message);
+    }
   });
 
   it('a hole in a row of token ids is not read as token 0', async () => {
