@@ -10,15 +10,14 @@ TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, cons
   ForwardOptions opts;
   opts.attentionMask = mask;
   opts.returnHidden = true;
-  const at::Device dev = d.device();
-  at::Tensor idsDev = ids.to(dev);
-  at::Tensor hidden = d.forward(idsDev, opts);  // [B, S, E]
+  const at::Device head = d.headDevice();  // where the hidden states and logits are
+  at::Tensor hidden = d.forward(ids.to(d.device()), opts);  // [B, S, E]
   const int64_t E = hidden.size(-1);
   at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, E});             // [B*(S-1), E]
-  at::Tensor targets = idsDev.narrow(1, 1, S - 1).reshape({-1});           // [B*(S-1)]
+  at::Tensor targets = ids.narrow(1, 1, S - 1).reshape({-1}).to(head);      // [B*(S-1)]
   const int64_t N = h.size(0);
-  at::Tensor logprob = at::empty({N}, at::TensorOptions().dtype(at::kFloat).device(dev));
-  at::Tensor greedy = at::empty({N}, at::TensorOptions().dtype(at::kBool).device(dev));
+  at::Tensor logprob = at::empty({N}, at::TensorOptions().dtype(at::kFloat).device(head));
+  at::Tensor greedy = at::empty({N}, at::TensorOptions().dtype(at::kBool).device(head));
   const int64_t chunk = 1024;
   for (int64_t start = 0; start < N; start += chunk) {
     const int64_t n = std::min(chunk, N - start);
