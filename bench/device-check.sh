@@ -3,7 +3,8 @@
 # (H100/H200 class, 16 cores), meant to finish in under 8 minutes:
 #   1. find a CUDA PyTorch (EXCISE_PYTHON, .venv, python3, or install the local torch CUDA wheel)
 #   2. build the addon against it: cmake-js (README "Using a CUDA LibTorch"), node-gyp as fallback
-#   3. GPU parity: HF golden fixtures on cuda in float32 and bfloat16, pruning, stats/eval/generate vs CPU
+#   3. GPU parity: HF golden fixtures on cuda in float32 and bfloat16, pruning, stats/eval/generate vs CPU;
+#      a model split over devices (bench/device/split-parity.ts: cuda:0+cuda:0, cpu+cuda:0, 2 GPUs, 'auto')
 #   4. benchmarks: ~1.1B random LLaMA in bf16 (evaluate, collect vs trunk, padded batches, forward,
 #      generate) with tokens/s, TFLOP/s and MFU; SDPA backend choice and the stats pass cost in torch
 #   5. the test suite (CPU tests with the CUDA build loaded; no test selects a device yet)
@@ -163,6 +164,12 @@ t=$SECONDS
 DEVICE=$DEV timeout 150 npx tsx bench/device/gpu-parity.ts > "$OUTDIR/parity.log" 2>&1; rc=$?
 note "parity (rc $rc, $((SECONDS - t)) s): $(grep 'PARITY SUMMARY' "$OUTDIR/parity.log" || tail -2 "$OUTDIR/parity.log" | tr '\n' ' ')"
 grep -E 'PARITY FAIL|INFO' "$OUTDIR/parity.log" | head -30
+# A model split over devices (loadModel's devices / 'auto'): ['cuda:0','cuda:0'], ['cpu','cuda:0'], ['cuda:0','cpu'],
+# and with 2+ GPUs ['cuda:0','cuda:1'] and 'auto', against the CPU model (README "Models larger than one device").
+t=$SECONDS
+DEVICE=$DEV timeout 120 npx tsx bench/device/split-parity.ts > "$OUTDIR/split.log" 2>&1; rc=$?
+note "split over devices (rc $rc, $((SECONDS - t)) s): $(grep 'SPLIT SUMMARY' "$OUTDIR/split.log" || tail -2 "$OUTDIR/split.log" | tr '\n' ' ')"
+grep -E 'SPLIT FAIL|INFO' "$OUTDIR/split.log" | head -30
 
 nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits -lms 250 > "$OUTDIR/smi.csv" 2>/dev/null &
 SMI=$!
@@ -197,6 +204,7 @@ set +x
 echo; echo "================ device-check summary ($((SECONDS - T0)) s) ================"
 printf '%s\n' "${SUMMARY[@]}"
 echo "---- parity (all lines in $OUTDIR/parity.log)"; grep -E '^PARITY (FAIL|SUMMARY|ok   [a-z0-9_]+ (f32 logits|f32 pruned|bf16|f32 stats)|ok   cuda)|^INFO' "$OUTDIR/parity.log"
+echo "---- split over devices (all lines in $OUTDIR/split.log)"; grep -E '^SPLIT (FAIL|SUMMARY)|^INFO' "$OUTDIR/split.log"
 echo "---- benchmarks"; grep -E '^BENCH' "$OUTDIR/bench.log" || tail -5 "$OUTDIR/bench.log"
 echo "---- side by side (collect vs HF forward, F.linear limit)"; grep -v '^\s*$' "$OUTDIR/side-by-side.log" | tail -12
 echo "---- SDPA / statistics"; cat "$OUTDIR/sdpa_stats.log" | grep -v -i warn | tail -8

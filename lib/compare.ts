@@ -28,7 +28,9 @@ export const COMPARE_METHODS: readonly CompareMethod[] = ['selective', 'random',
 export interface CompareOptions {
   /** The model folder (each method loads it afresh). */
   model: string;
-  device?: Device;
+  /** As loadModel's: a device, 'auto', or `devices` for one model split over several. */
+  device?: Device | 'auto';
+  devices?: readonly Device[];
   dtype?: Dtype;
   forget: DatasetLike;
   retain: DatasetLike;
@@ -115,7 +117,7 @@ export async function compareMethods(options: CompareOptions): Promise<CompareRe
   const forget = toDataset(options.forget), retain = toDataset(options.retain);
   const forgetSplit = splitDataset(forget, { evalFraction, seed });
   const retainSplit = splitDataset(retain, { evalFraction, seed });
-  const load = () => loadModel(options.model, { device: options.device, dtype: options.dtype });
+  const load = () => loadModel(options.model, { device: options.device, dtype: options.dtype, ...(options.devices ? { devices: options.devices } : {}) });
   const t0 = performance.now();
 
   const top1Of = async (model: Model, ds: Dataset) => (await model.evaluate(ds, { maxTokens: evalTokens })).top1;

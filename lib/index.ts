@@ -9,6 +9,7 @@ export {
   type LoadOptions,
   type Device,
   type ModelConfig,
+  type ModelPlacement,
   type Dtype,
   type TokenBatch,
   type HookName,

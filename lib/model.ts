@@ -52,12 +52,35 @@ const DTYPES: readonly Dtype[] = ['float32', 'float16', 'bfloat16'];
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 
 export interface LoadOptions {
-  /** 'cpu' (default), 'cuda' or 'cuda:N'. */
-  device?: Device;
+  /**
+   * 'cpu' (default), 'cuda' or 'cuda:N'; or 'auto': the layers spread over every visible GPU in
+   * proportion to its free memory (one GPU: that GPU; no GPU: the CPU).
+   */
+  device?: Device | 'auto';
+  /**
+   * A model larger than one device: consecutive layers on these devices in order, balanced by
+   * parameter bytes (embeddings on the first, final norm and LM head on the last; a tied head stays
+   * with the embedding). Not together with `device`. See README "Models larger than one device".
+   */
+  devices?: readonly Device[];
   /** Default: float32 on CPU; on CUDA the checkpoint's own dtype (config.json), else float32. */
   dtype?: Dtype;
   /** Aborting rejects with ERR_ABORTED; a load already under way finishes and its model is disposed. */
   signal?: AbortSignal;
+}
+
+/** Where a model's weights are (README "Models larger than one device"). */
+export interface ModelPlacement {
+  /** The devices in order (one for a one-device model; a device may appear twice, e.g. ['cpu', 'cpu']). */
+  devices: readonly Device[];
+  /** Per layer: the index into `devices` of the device it runs on (non-decreasing, every index used). */
+  layers: readonly number[];
+  /** Index of the device holding the token (and position) embeddings: always 0. */
+  embedding: number;
+  /** Index of the device holding the final norm: the last. */
+  finalNorm: number;
+  /** Index of the device holding the LM head (and where logits are made): the last, or 0 when tied to the embedding. */
+  head: number;
 }
 
 export interface ModelConfig {
@@ -220,8 +243,12 @@ export class Model {
   /** The folder the model was loaded from (undefined for models built in memory). */
   readonly dir: string | undefined;
   readonly config: ModelConfig;
-  /** 'cpu' or 'cuda:N'. */
+  /** 'cpu' or 'cuda:N': the first device (of `devices`). */
   readonly device: Device;
+  /** Every device the model is on, in layer order (`[device]` for a one-device model). */
+  readonly devices: readonly Device[];
+  /** Which device holds each layer, the embeddings and the head. */
+  readonly placement: ModelPlacement;
   readonly dtype: Dtype;
   readonly parameterCount: number;
   private readonly handle: NativeModel;
@@ -250,6 +277,14 @@ export class Model {
     this.dir = dir;
     this.tokenizerInstance = tokenizer;
     this.device = c.device as Device;
+    this.devices = Object.freeze([...c.devices]) as readonly Device[];
+    this.placement = Object.freeze({
+      devices: this.devices,
+      layers: Object.freeze([...c.layerDevices]),
+      embedding: c.embedDevice,
+      finalNorm: c.finalDevice,
+      head: c.headDevice,
+    });
     this.dtype = c.dtype as Dtype;
     this.parameterCount = c.parameterCount;
     this.config = Object.freeze({
@@ -730,13 +765,40 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined, where: 
   });
 }
 
-function checkLoadOptions(options: unknown): { device: string; dtype: string } {
-  checkOptionsObject('loadModel(options)', options);
-  checkKeys('loadModel', options, ['device', 'dtype', 'signal']);
-  checkSignal('loadModel', options.signal);
-  const device = options.device === undefined ? 'cpu' : validateDevice(options.device);
+function checkLoadOptions(options: unknown, where = 'loadModel'): { device: string; dtype: string; devices: string[] | undefined } {
+  checkOptionsObject(`${where}(options)`, options);
+  checkKeys(where, options, ['device', 'devices', 'dtype', 'signal']);
+  checkSignal(where, options.signal);
+  const device = options.device === undefined || options.device === 'auto' ? (options.device ?? 'cpu') : validateDevice(options.device);
   const dtype = options.dtype === undefined ? '' : validateDtype(options.dtype);
-  return { device, dtype };
+  const devices = options.devices === undefined ? undefined : validateDevices(options.devices, where);
+  if (devices !== undefined && options.device !== undefined) {
+    throw new ExciseError('ERR_INVALID_ARGUMENT', `${where}: give either device or devices, not both (received device ${JSON.stringify(options.device)} and devices ${JSON.stringify(options.devices)})`);
+  }
+  return { device: device as string, dtype, devices };
+}
+
+/**
+ * The `devices` option: a non-empty array of device names ('cpu', 'cuda', 'cuda:N'). Mixing the CPU
+ * and GPUs is allowed (as Hugging Face's device maps allow it: layers on the CPU run there), and so
+ * is a device named twice (two stages on one device: ['cpu', 'cpu'] runs the split code on a CPU).
+ * Whether each GPU exists is the native loader's to say (ERR_DEVICE_UNAVAILABLE naming devices[i]),
+ * and whether the model has a layer for every device (ERR_INVALID_ARGUMENT).
+ */
+function validateDevices(devices: unknown, where: string): string[] {
+  if (!Array.isArray(devices) || devices.length === 0) {
+    throw invalidArgument(`${where}: devices`, "a non-empty array of devices such as ['cuda:0', 'cuda:1']", devices);
+  }
+  return devices.map((d: unknown, i) => {
+    try {
+      return validateDevice(d);
+    } catch (err) {
+      if (err instanceof ExciseError) {
+        throw new ExciseError('ERR_INVALID_DEVICE', `${where}: devices[${i}]: expected 'cpu', 'cuda' or 'cuda:N', received ${JSON.stringify(d)}`);
+      }
+      throw err;
+    }
+  });
 }
 
 /**
@@ -745,7 +807,7 @@ function checkLoadOptions(options: unknown): { device: string; dtype: string } {
  */
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<Model> {
   if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('loadModel(dir)', 'a folder path', dir);
-  const { device, dtype } = checkLoadOptions(options);
+  const { device, dtype, devices } = checkLoadOptions(options);
   const abs = resolve(dir);
   checkModelPath(dir, abs); // a file, a GGUF, .bin-only weights or a Hub id: says what to do
   const tokenizerFile = join(abs, 'tokenizer.json');
@@ -755,7 +817,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   let handle: NativeModel;
   try {
     if (options.signal?.aborted) throw new ExciseError('ERR_ABORTED', 'loadModel: aborted');
-    handle = await withCallerStack(() => native().loadModel(abs, device, dtype));
+    handle = await withCallerStack(() => native().loadModel(abs, device, dtype, devices));
   } catch (err) {
     tokenizer?.dispose();
     throw err;
@@ -776,7 +838,7 @@ export async function createRandomModel(config: Record<string, unknown>, options
   if (config === null || typeof config !== 'object') throw invalidArgument('createRandomModel(config)', 'a config.json object', config);
   const { seed = 0, signal: _signal, ...rest } = options;
   nonNegativeInt('createRandomModel: seed', seed);
-  const { device, dtype } = checkLoadOptions(rest);
+  const { device, dtype, devices } = checkLoadOptions(rest, 'createRandomModel');
   let configJson: string;
   try {
     configJson = JSON.stringify(config);
@@ -784,6 +846,6 @@ export async function createRandomModel(config: Record<string, unknown>, options
     // A circular object or a BigInt field: not a config.json.
     throw new ExciseError('ERR_CONFIG_INVALID', `createRandomModel(config): not JSON data (${(err as Error).message})`);
   }
-  const handle = await withCallerStack(() => native().createRandomModel(configJson, device, dtype, seed));
+  const handle = await withCallerStack(() => native().createRandomModel(configJson, device, dtype, seed, devices));
   return new Model(handle, undefined, undefined);
 }

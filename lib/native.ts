@@ -51,7 +51,15 @@ export interface NativeModelConfig {
   maxPositions: number;
   gatedMlp: boolean;
   tiedEmbeddings: boolean;
+  /** The first device (embeddings; the model thread's current device). */
   device: string;
+  /** The placement's devices, in order (one for a one-device model). */
+  devices: string[];
+  /** Per layer: index into devices. */
+  layerDevices: number[];
+  embedDevice: number;
+  finalDevice: number;
+  headDevice: number;
   dtype: string;
   parameterCount: number;
   bosTokenId: number;
@@ -181,8 +189,9 @@ export interface NativeBinding {
   setErrorClass(ctor: typeof ExciseError): void;
   runtimeInfo(): NativeRuntimeInfo;
   setTf32(enabled: boolean): void;
-  loadModel(dir: string, device: string, dtype: string): Promise<NativeModel>;
-  createRandomModel(configJson: string, device: string, dtype: string, seed: number): Promise<NativeModel>;
+  /** devices: a model split over these devices, in order (then device is ignored). */
+  loadModel(dir: string, device: string, dtype: string, devices?: string[]): Promise<NativeModel>;
+  createRandomModel(configJson: string, device: string, dtype: string, seed: number, devices?: string[]): Promise<NativeModel>;
   /** Rejects with ExciseError (ERR_IO, ERR_SAFETENSORS_INVALID, ...). */
   readSafetensors(path: string): Promise<NativeSafetensorsContents>;
   /** Atomic write (temporary file + rename); rejects with ExciseError. */

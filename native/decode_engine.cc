@@ -56,12 +56,13 @@ void DecodeEngine::EnsureCapacity(const Decoder& d, int64_t rows, int64_t positi
   const int64_t newRows = RoundUpDoubling(rows_, rows, 1, options_.maxBatch);
   const int64_t newCap = RoundUpDoubling(capacity_, positions, 64, options_.maxSequence);
   // Zeros, not empty: masked keys still enter the attention product, and garbage could be NaN.
-  auto opts = at::TensorOptions().dtype(d.dtype()).device(d.device());
   if (k_.empty()) {
     k_.resize(static_cast<size_t>(c.nLayers));
     v_.resize(static_cast<size_t>(c.nLayers));
   }
   for (size_t L = 0; L < k_.size(); ++L) {
+    // Each layer's keys and values live on that layer's device (a split model, placement.h).
+    auto opts = at::TensorOptions().dtype(d.dtype()).device(d.layerDevice(static_cast<int64_t>(L)));
     for (at::Tensor* t : {&k_[L], &v_[L]}) {
       at::Tensor grown = at::zeros({newRows, c.nKvHeads, newCap, c.headDim}, opts);
       if (t->defined()) grown.narrow(0, 0, rows_).narrow(2, 0, capacity_).copy_(*t);
@@ -210,7 +211,9 @@ StepResult DecodeEngine::StepOnce(const Decoder& d, std::vector<DecodeRequest> a
       throw Error(code::kInvalidArgument, "prompt of " + std::to_string(S) + " tokens does not fit the engine's " +
                                               std::to_string(options_.maxSequence) + " positions per sequence");
     }
-    if (a.req.temperature > 0) a.gen = RequestGenerator(dev, a.req.seed);
+    // Sampling runs where the logits are: the LM head's device (the first one of a split model
+    // with a tied head, else the last).
+    if (a.req.temperature > 0) a.gen = RequestGenerator(d.headDevice(), a.req.seed);
     KvCache kv;
     ForwardOptions opts;
     opts.cache = &kv;

@@ -46,8 +46,21 @@ at::Tensor Norm::operator()(const at::Tensor& x) const {
   return weight.defined() ? weight * h : h;
 }
 
+namespace {
+Placement OneDevice(at::Device device, int64_t nLayers) {
+  Placement p;
+  p.devices = {device};
+  p.layerDevice.assign(static_cast<size_t>(nLayers), 0);
+  return p;
+}
+}  // namespace
+
 Decoder::Decoder(DecoderConfig cfg, at::Device device, at::ScalarType dtype)
-    : cfg_(std::move(cfg)), device_(device), dtype_(dtype) {
+    : Decoder(cfg, OneDevice(device, cfg.nLayers), dtype) {}
+
+Decoder::Decoder(DecoderConfig cfg, Placement placement, at::ScalarType dtype)
+    : cfg_(std::move(cfg)), device_(placement.devices.at(0)), placement_(std::move(placement)), dtype_(dtype) {
+  if (static_cast<int64_t>(placement_.layerDevice.size()) != cfg_.nLayers) throw Error(code::kInternal, "placement: one device per layer expected");
   blocks_.resize(static_cast<size_t>(cfg_.nLayers));
 }
 
@@ -134,12 +147,18 @@ at::Tensor SoftcappedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, 
 
 void Decoder::finalize() {
   if (cfg_.positions != PositionKind::Rotary) return;
-  invFreq_ = RotaryInverseFrequencies(cfg_, cfg_.ropeTheta, cfg_.ropeScaling, device_);
-  if (!cfg_.localRope.empty()) invFreqLocal_ = RotaryInverseFrequencies(cfg_, cfg_.ropeThetaLocal, RopeScaling{}, device_);
+  // One table per stage, on its device: a layer never reads another device's table.
+  invFreq_.assign(placement_.devices.size(), at::Tensor());
+  invFreqLocal_.assign(placement_.devices.size(), at::Tensor());
+  for (size_t s = 0; s < placement_.devices.size(); ++s) {
+    invFreq_[s] = RotaryInverseFrequencies(cfg_, cfg_.ropeTheta, cfg_.ropeScaling, placement_.devices[s]);
+    if (!cfg_.localRope.empty()) invFreqLocal_[s] = RotaryInverseFrequencies(cfg_, cfg_.ropeThetaLocal, RopeScaling{}, placement_.devices[s]);
+  }
 }
 
 at::Tensor Decoder::logitsOf(const at::Tensor& hidden) const {
-  at::Tensor logits = at::linear(hidden, lmHead, lmHeadBias.defined() ? c10::optional<at::Tensor>(lmHeadBias) : c10::nullopt);
+  // The LM head's device (a no-op unless the caller's hidden states live elsewhere).
+  at::Tensor logits = at::linear(hidden.to(lmHead.device()), lmHead, lmHeadBias.defined() ? c10::optional<at::Tensor>(lmHeadBias) : c10::nullopt);
   if (cfg_.finalSoftcap > 0) logits = at::tanh(logits / cfg_.finalSoftcap) * cfg_.finalSoftcap;
   return logits;
 }
@@ -177,7 +196,7 @@ at::Tensor Decoder::mlp(int64_t layer, const Block& b, const at::Tensor& x, cons
 
 at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x, const at::Tensor& cos,
                               const at::Tensor& sin, const at::Tensor& mask, bool causalFastPath, KvCache* cache,
-                              const ForwardOptions& opts, const HookContext& ctx) const {
+                              const ForwardOptions& opts, const HookContext& ctx, const at::Tensor& slotPositions) const {
   const int64_t B = x.size(0), S = x.size(1);
   const int64_t H = cfg_.nHeads, KV = cfg_.nKvHeads, hd = cfg_.headDim;
   at::Tensor q, k, v;  // [B, S, heads, hd]
@@ -225,8 +244,8 @@ at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x
     at::Tensor& ck = opts.slots->k[static_cast<size_t>(layer)];  // [R, KV, cap, hd]
     at::Tensor& cv = opts.slots->v[static_cast<size_t>(layer)];
     const int64_t cap = ck.size(2);
-    at::Tensor rowHead = at::arange(B * KV, opts.slots->positions.options()).view({B, KV});
-    at::Tensor flat = (rowHead * cap + opts.slots->positions.view({B, 1})).reshape({-1});  // [B * KV]
+    at::Tensor rowHead = at::arange(B * KV, slotPositions.options()).view({B, KV});
+    at::Tensor flat = (rowHead * cap + slotPositions.view({B, 1})).reshape({-1});  // [B * KV]
     ck.view({-1, hd}).index_copy_(0, flat, k.select(2, 0).reshape({B * KV, hd}));
     cv.view({-1, hd}).index_copy_(0, flat, v.select(2, 0).reshape({B * KV, hd}));
     k = ck.narrow(0, 0, B).narrow(2, 0, opts.slots->keyLength);
@@ -264,6 +283,23 @@ at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x
   return b.o(preOut);
 }
 
+namespace {
+
+// What one forward needs on one stage's device (placement.h), built once per forward when the
+// stage's first layer runs: padding rows, batched-decoding positions, rotary tables and attention
+// masks. Stage 0 serves the embeddings too. On one device there is one stage.
+struct StageInputs {
+  bool ready = false;
+  at::Tensor keyValid;      // [B, S] bool: padding (when padded)
+  at::Tensor realRows;      // [real tokens] int64 into [B * S] (when padded)
+  at::Tensor rowPositions;  // [B, 1] int64: each row's position (batched decoding)
+  at::Tensor cos, sin, cosLocal, sinLocal;  // rotary tables in the model's dtype
+  std::map<int64_t, at::Tensor> masks;      // additive attention masks by sliding window
+  HookContext ctx;          // points at keyValid / realRows above
+};
+
+}  // namespace
+
 at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) const {
   const int64_t B = ids.size(0), S = ids.size(1);
   KvCache* cache = opts.cache;
@@ -275,17 +311,15 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   if (slots != nullptr && (S != 1 || cache != nullptr)) throw Error(code::kInternal, "batched decoding takes one token per row and no KvCache");
   const int64_t past = cache != nullptr ? cache->length : 0;
   const int64_t Sk = slots != nullptr ? slots->keyLength : past + S;
-  at::Tensor rowPositions = slots != nullptr ? slots->positions.view({B, 1}) : at::Tensor();  // [B, 1]
-  auto longOpts = at::TensorOptions().dtype(at::kLong).device(device_);
 
   // Padding: keyValid [B, S] bool; only meaningful without a cache (generation runs unpadded).
-  at::Tensor keyValid, realRows;
+  at::Tensor hostValid, hostRealRows;
   bool padded = false;
   bool keyMaskNeeded = false;  // padding that attention must mask (see ForwardOptions::paddingOutputsUnused)
   if (opts.attentionMask.defined()) {
     // The mask arrives on the CPU: decide "any padding?" and "right padding only?" there, without
     // a device sync.
-    at::Tensor hostValid = opts.attentionMask.to(at::kCPU).to(at::kBool);  // [B, S]
+    hostValid = opts.attentionMask.to(at::kCPU).to(at::kBool);  // [B, S]
     padded = !hostValid.all().item<bool>();
     if (padded && cache != nullptr) throw Error(code::kInvalidArgument, "padding is not supported with a KV cache");
     if (padded) {
@@ -293,17 +327,86 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
       const bool rightPaddedOnly =
           S < 2 || !hostValid.narrow(1, 1, S - 1).logical_and(hostValid.narrow(1, 0, S - 1).logical_not()).any().item<bool>();
       keyMaskNeeded = !(opts.paddingOutputsUnused && rightPaddedOnly);
-      keyValid = hostValid.to(device_);
-      realRows = hostValid.reshape({-1}).nonzero().reshape({-1}).to(device_);  // [real tokens] into [B * S]
+      hostRealRows = hostValid.reshape({-1}).nonzero().reshape({-1});  // [real tokens] into [B * S]
     }
   }
-  HookContext ctx;
-  if (padded) {
-    ctx.tokenMask = &keyValid;
-    ctx.realRows = &realRows;
-  }
 
-  // Embeddings.
+  // Attention masks. Fast path: no key padding to mask, no cache prefix and no window that bites ->
+  // is_causal (flash / memory-efficient attention). Otherwise an additive mask [B|1, 1, S, Sk] in the
+  // model's dtype (0 = attend, -inf = not), built once per forward, per stage and per distinct
+  // sliding window (SDPA would convert a boolean mask again in every layer).
+  bool anyWindowBites = false;
+  for (int64_t w : cfg_.slidingWindow) anyWindowBites |= (w > 0 && Sk > w);
+  const bool needMask = keyMaskNeeded || anyWindowBites || (past > 0 && S > 1) || slots != nullptr;
+
+  // Per stage, on its own device. Every tensor is made with an explicit device (the worker's
+  // current device is the first stage's). Sized once: HookContext points into its elements.
+  std::vector<StageInputs> stages(placement_.devices.size());
+  auto stageInputs = [&](int stage) -> StageInputs& {
+    StageInputs& st = stages[static_cast<size_t>(stage)];
+    if (st.ready) return st;
+    st.ready = true;
+    const at::Device dev = placement_.devices[static_cast<size_t>(stage)];
+    auto longOpts = at::TensorOptions().dtype(at::kLong).device(dev);
+    if (padded) {
+      st.keyValid = hostValid.to(dev);
+      st.realRows = hostRealRows.to(dev);
+      st.ctx.tokenMask = &st.keyValid;
+      st.ctx.realRows = &st.realRows;
+    }
+    if (slots != nullptr) st.rowPositions = slots->positions.to(dev).view({B, 1});  // [B, 1]
+    if (cfg_.positions == PositionKind::Rotary) {
+      // Positions [S] shared by every row, or [B, 1] per row in batched decoding (slots).
+      at::Tensor pos = slots != nullptr ? st.rowPositions.to(at::kFloat) : at::arange(past, Sk, longOpts).to(at::kFloat);
+      auto table = [&](const at::Tensor& invFreq, at::Tensor& c, at::Tensor& s) {
+        at::Tensor freqs = pos.unsqueeze(-1) * invFreq;  // [S, rot/2] or [B, 1, rot/2] (as at::outer)
+        // [S, rot]: halves [f | f] for rotate_half, pairs [f0 f0 f1 f1 ...] for interleaved rotary.
+        at::Tensor emb = cfg_.rotaryInterleaved ? freqs.repeat_interleave(2, -1) : at::cat({freqs, freqs}, -1);
+        c = emb.cos().to(dtype_);
+        s = emb.sin().to(dtype_);
+      };
+      table(invFreq_[static_cast<size_t>(stage)], st.cos, st.sin);
+      if (invFreqLocal_[static_cast<size_t>(stage)].defined()) table(invFreqLocal_[static_cast<size_t>(stage)], st.cosLocal, st.sinLocal);
+    }
+    return st;
+  };
+  auto maskFor = [&](int stage, int64_t window) -> at::Tensor {
+    if (!needMask) return at::Tensor();
+    StageInputs& st = stageInputs(stage);
+    const at::Device dev = placement_.devices[static_cast<size_t>(stage)];
+    auto longOpts = at::TensorOptions().dtype(at::kLong).device(dev);
+    if (window > 0 && Sk <= window) window = 0;
+    auto it = st.masks.find(window);
+    if (it != st.masks.end()) return it->second;
+    at::Tensor kIdx = at::arange(0, Sk, longOpts).unsqueeze(0);     // [1, Sk]
+    at::Tensor allowed;
+    if (slots != nullptr) {  // each row's one query at its own position: [B, 1, 1, Sk]
+      allowed = kIdx <= st.rowPositions;
+      if (window > 0) allowed = allowed.logical_and((st.rowPositions - kIdx) < window);
+      allowed = allowed.view({B, 1, 1, Sk});
+    } else {
+      at::Tensor qAbs = at::arange(past, Sk, longOpts).unsqueeze(1);  // [S, 1]
+      allowed = kIdx <= qAbs;
+      if (window > 0) allowed = allowed.logical_and((qAbs - kIdx) < window);
+      allowed = allowed.unsqueeze(0).unsqueeze(0);  // [1, 1, S, Sk]
+    }
+    if (keyMaskNeeded) {
+      allowed = allowed.logical_and(st.keyValid.view({B, 1, 1, Sk}));
+      // A query with no visible key (left padding) would give NaN; let it see every key instead.
+      // Only padded queries are affected, and their outputs are never used.
+      at::Tensor empty = allowed.logical_not().all(-1, /*keepdim=*/true);
+      allowed = allowed.logical_or(empty);
+    }
+    // What SDPA does with a boolean mask, done once: -inf where not allowed.
+    at::Tensor additive = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype_).device(dev))
+                              .masked_fill_(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+    st.masks[window] = additive;
+    return additive;
+  };
+
+  // Embeddings, on the first stage's device (ids arrive there).
+  const StageInputs& first = stageInputs(placement_.embedDevice);
+  auto longOpts = at::TensorOptions().dtype(at::kLong).device(device_);
   at::Tensor x = embed.index_select(0, ids.reshape({-1})).view({B, S, embed.size(1)});
   if (cfg_.embedScale > 0) x = x * at::scalar_tensor(cfg_.embedScale, x.options());  // the scale rounded to the dtype, as HF
   if (projIn.defined()) x = projIn(x);
@@ -315,97 +418,50 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     }
   }
   if (cfg_.positions == PositionKind::Learned && slots != nullptr) {
-    x = x + posEmbed.index_select(0, rowPositions.reshape({-1})).view({B, 1, -1});
+    x = x + posEmbed.index_select(0, first.rowPositions.reshape({-1})).view({B, 1, -1});
   } else if (cfg_.positions == PositionKind::Learned) {
     x = x + posEmbed.index_select(0, at::arange(past, Sk, longOpts)).unsqueeze(0);
   } else if (cfg_.positions == PositionKind::LearnedOptOffset) {
     // OPT: position = (number of real tokens so far) - 1; padding gets -1; table row = position + 2.
     at::Tensor pos;
     if (slots != nullptr) {
-      pos = rowPositions;  // unpadded rows: position = index
+      pos = first.rowPositions;  // unpadded rows: position = index
     } else if (padded) {
-      at::Tensor m = keyValid.to(at::kLong);
+      at::Tensor m = first.keyValid.to(at::kLong);
       pos = at::cumsum(m, 1) * m - 1 + past;
     } else {
       pos = at::arange(past, Sk, longOpts).unsqueeze(0).expand({B, S});
     }
     x = x + posEmbed.index_select(0, (pos + 2).reshape({-1})).view({B, S, -1});
   }
-  at::Tensor cos, sin, cosLocal, sinLocal;
-  if (cfg_.positions == PositionKind::Rotary) {
-    // Positions [S] shared by every row, or [B, 1] per row in batched decoding (slots).
-    at::Tensor pos = slots != nullptr ? rowPositions.to(at::kFloat) : at::arange(past, Sk, longOpts).to(at::kFloat);
-    auto table = [&](const at::Tensor& invFreq, at::Tensor& c, at::Tensor& s) {
-      at::Tensor freqs = pos.unsqueeze(-1) * invFreq;  // [S, rot/2] or [B, 1, rot/2] (as at::outer)
-      // [S, rot]: halves [f | f] for rotate_half, pairs [f0 f0 f1 f1 ...] for interleaved rotary.
-      at::Tensor emb = cfg_.rotaryInterleaved ? freqs.repeat_interleave(2, -1) : at::cat({freqs, freqs}, -1);
-      c = emb.cos().to(dtype_);
-      s = emb.sin().to(dtype_);
-    };
-    table(invFreq_, cos, sin);
-    if (invFreqLocal_.defined()) table(invFreqLocal_, cosLocal, sinLocal);
-  }
-
-  // Attention masks. Fast path: no key padding to mask, no cache prefix and no window that bites ->
-  // is_causal (flash / memory-efficient attention). Otherwise an additive mask [B|1, 1, S, Sk] in the
-  // model's dtype (0 = attend, -inf = not), built once per forward and per distinct sliding window
-  // (SDPA would convert a boolean mask again in every layer).
-  bool anyWindowBites = false;
-  for (int64_t w : cfg_.slidingWindow) anyWindowBites |= (w > 0 && Sk > w);
-  const bool needMask = keyMaskNeeded || anyWindowBites || (past > 0 && S > 1) || slots != nullptr;
-  std::map<int64_t, at::Tensor> masks;
-  auto maskFor = [&](int64_t window) -> at::Tensor {
-    if (!needMask) return at::Tensor();
-    if (window > 0 && Sk <= window) window = 0;
-    auto it = masks.find(window);
-    if (it != masks.end()) return it->second;
-    at::Tensor kIdx = at::arange(0, Sk, longOpts).unsqueeze(0);     // [1, Sk]
-    at::Tensor allowed;
-    if (slots != nullptr) {  // each row's one query at its own position: [B, 1, 1, Sk]
-      allowed = kIdx <= rowPositions;
-      if (window > 0) allowed = allowed.logical_and((rowPositions - kIdx) < window);
-      allowed = allowed.view({B, 1, 1, Sk});
-    } else {
-      at::Tensor qAbs = at::arange(past, Sk, longOpts).unsqueeze(1);  // [S, 1]
-      allowed = kIdx <= qAbs;
-      if (window > 0) allowed = allowed.logical_and((qAbs - kIdx) < window);
-      allowed = allowed.unsqueeze(0).unsqueeze(0);  // [1, 1, S, Sk]
-    }
-    if (keyMaskNeeded) {
-      allowed = allowed.logical_and(keyValid.view({B, 1, 1, Sk}));
-      // A query with no visible key (left padding) would give NaN; let it see every key instead.
-      // Only padded queries are affected, and their outputs are never used.
-      at::Tensor empty = allowed.logical_not().all(-1, /*keepdim=*/true);
-      allowed = allowed.logical_or(empty);
-    }
-    // What SDPA does with a boolean mask, done once: -inf where not allowed.
-    at::Tensor additive = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype_).device(device_))
-                              .masked_fill_(allowed.logical_not(), -std::numeric_limits<double>::infinity());
-    masks[window] = additive;
-    return additive;
-  };
 
   int64_t layers = cfg_.nLayers;
   if (!opts.computeLogits && opts.stopAfterLayer >= 0) layers = std::min(layers, opts.stopAfterLayer + 1);
   for (int64_t L = 0; L < layers; ++L) {
     const Block& b = blocks_[static_cast<size_t>(L)];
-    at::Tensor mask = maskFor(cfg_.slidingWindow[static_cast<size_t>(L)]);
+    const int stage = placement_.layerDevice[static_cast<size_t>(L)];
+    const StageInputs& st = stageInputs(stage);
+    // The residual stream crosses to this layer's device at a stage boundary (a no-op within one).
+    x = x.to(placement_.devices[static_cast<size_t>(stage)]);
+    at::Tensor mask = maskFor(stage, cfg_.slidingWindow[static_cast<size_t>(L)]);
     const bool fast = !mask.defined() && past == 0;
     const bool local = !cfg_.localRope.empty() && cfg_.localRope[static_cast<size_t>(L)];
-    const at::Tensor& c = local ? cosLocal : cos;
-    const at::Tensor& s = local ? sinLocal : sin;
+    const at::Tensor& c = local ? st.cosLocal : st.cos;
+    const at::Tensor& s = local ? st.sinLocal : st.sin;
+    const HookContext& ctx = st.ctx;
+    const at::Tensor& rowPos = st.rowPositions;
     auto pre = [&](const Norm& n, const at::Tensor& h) { return cfg_.sublayerPreNorm ? n(h) : h; };
     auto post = [&](const Norm& n, const at::Tensor& h) { return cfg_.sublayerPostNorm ? n(h) : h; };
     if (cfg_.parallelResidual) {
       at::Tensor h = b.ln1(x);
-      at::Tensor a = attention(L, b, h, c, s, mask, fast, cache, opts, ctx);
+      at::Tensor a = attention(L, b, h, c, s, mask, fast, cache, opts, ctx, rowPos);
       at::Tensor m = mlp(L, b, cfg_.parallelSharedNorm ? h : b.ln2(x), opts, ctx);
       x = x + a + m;
     } else if (cfg_.preNorm) {
-      x = x + post(b.postAttnNorm, attention(L, b, pre(b.ln1, x), c, s, mask, fast, cache, opts, ctx));
+      x = x + post(b.postAttnNorm, attention(L, b, pre(b.ln1, x), c, s, mask, fast, cache, opts, ctx, rowPos));
       x = x + post(b.postMlpNorm, mlp(L, b, pre(b.ln2, x), opts, ctx));
     } else {  // post-LN (OPT do_layer_norm_before=false)
-      x = b.ln1(x + attention(L, b, x, c, s, mask, fast, cache, opts, ctx));
+      x = b.ln1(x + attention(L, b, x, c, s, mask, fast, cache, opts, ctx, rowPos));
       x = b.ln2(x + mlp(L, b, x, opts, ctx));
     }
   }
@@ -416,8 +472,12 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   if (!opts.computeLogits) return at::Tensor();
 
   if (opts.lastTokenOnly) x = x.narrow(1, S - 1, 1);
+  x = x.to(placement_.last());  // the final norm's device (the last layer's)
   if (hasFinalNorm) x = finalNorm(x);
   if (projOut.defined()) x = projOut(x);
+  // A tied LM head is the embedding, on the first device: the final hidden state goes back there
+  // rather than keeping a second copy of the embedding on the last device.
+  x = x.to(placement_.head());
   if (opts.returnHidden) return x;
   return logitsOf(x);
 }

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "hooks.h"
+#include "placement.h"
 
 namespace excise {
 
@@ -59,8 +60,8 @@ struct KvCache {
 // written in place at that position, and attention runs over the first keyLength positions with
 // each row masked to its own length (and sliding window).
 struct SlotCache {
-  std::vector<at::Tensor> k, v;  // per layer [rows >= B, nKvHeads, capacity, headDim]
-  at::Tensor positions;          // [B] int64 on the model's device
+  std::vector<at::Tensor> k, v;  // per layer [rows >= B, nKvHeads, capacity, headDim], on the layer's device
+  at::Tensor positions;          // [B] int64 on the model's (first) device
   int64_t keyLength = 0;         // max(positions) + 1 <= capacity
 };
 
@@ -73,7 +74,8 @@ struct ForwardOptions {
   bool computeLogits = true;    // false: no final norm / LM head (statistics collection)
   int64_t stopAfterLayer = -1;  // with computeLogits false: skip the layers after this one
   bool returnHidden = false;    // return the final hidden states [batch, seq, embedDim] (after the
-                                // final norm and output projection) instead of logits
+                                // final norm and output projection) instead of logits, on the LM
+                                // head's device (headDevice(): what logitsOf takes them on)
   // The caller never reads the outputs at padding positions (collect, evaluate, train: padding is
   // excluded downstream). Then right padding needs no key mask: under causal attention a real
   // token never sees a later (padding) key, so the real outputs are those of the masked run, and
@@ -85,9 +87,16 @@ struct ForwardOptions {
 class Decoder {
  public:
   Decoder(DecoderConfig cfg, at::Device device, at::ScalarType dtype);
+  // A model split over several devices (placement.h); one device is the placement with one stage.
+  Decoder(DecoderConfig cfg, Placement placement, at::ScalarType dtype);
 
   const DecoderConfig& config() const { return cfg_; }
+  // The first device: token ids go there (embeddings), and it is the worker's current device.
   at::Device device() const { return device_; }
+  const Placement& placement() const { return placement_; }
+  at::Device layerDevice(int64_t layer) const { return placement_.layer(layer); }
+  // Where forward()'s logits (and returnHidden's hidden states) and logitsOf's results live.
+  at::Device headDevice() const { return placement_.head(); }
   at::ScalarType dtype() const { return dtype_; }
 
   // Checkpoint tensors by name, in load order (everything the checkpoint held, known or not).
@@ -121,20 +130,23 @@ class Decoder {
   at::Tensor logitsOf(const at::Tensor& hidden) const;
 
  private:
+  // slotPositions: SlotCache::positions on this layer's device (batched decoding), else undefined.
   at::Tensor attention(int64_t layer, const Block& b, const at::Tensor& x, const at::Tensor& cos,
                        const at::Tensor& sin, const at::Tensor& mask, bool causalFastPath, KvCache* cache,
-                       const ForwardOptions& opts, const HookContext& ctx) const;
+                       const ForwardOptions& opts, const HookContext& ctx, const at::Tensor& slotPositions = at::Tensor()) const;
   at::Tensor mlp(int64_t layer, const Block& b, const at::Tensor& x, const ForwardOptions& opts,
                  const HookContext& ctx) const;
   at::Tensor activation(const at::Tensor& x) const;
 
   DecoderConfig cfg_;
   at::Device device_;
+  Placement placement_;
   at::ScalarType dtype_;
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<Block> blocks_;
-  at::Tensor invFreq_;       // [rotaryDims / 2] float32, on device
-  at::Tensor invFreqLocal_;  // the same for DecoderConfig::localRope layers (Gemma 3); may be undefined
+  // Per stage of the placement (on its device): [rotaryDims / 2] float32.
+  std::vector<at::Tensor> invFreq_;
+  std::vector<at::Tensor> invFreqLocal_;  // the same for DecoderConfig::localRope layers (Gemma 3); may be undefined
 };
 
 }  // namespace excise

@@ -9,7 +9,8 @@ EvalSums EvaluateBatch(const Decoder& d, const at::Tensor& ids, const at::Tensor
   EvalSums out;
   const int64_t B = ids.size(0), S = ids.size(1);
   if (S < 2) return out;
-  const at::Device dev = d.device();
+  const at::Device dev = d.device();      // token ids (embeddings)
+  const at::Device head = d.headDevice();  // hidden states, logits and what is compared with them
 
   // Everything the forward does not produce is prepared first, on the host, and queued to the
   // device before the forward (from pinned memory without blocking on CUDA), so no host-to-device
@@ -22,14 +23,14 @@ EvalSums EvaluateBatch(const Decoder& d, const at::Tensor& ids, const at::Tensor
   if (out.tokens == 0) return out;
   at::Tensor skipHost = at::tensor(skip.empty() ? std::vector<int64_t>{-1} : skip, at::TensorOptions().dtype(at::kLong));
   at::Tensor targetsHost = ids.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rows);  // [N]
-  auto toDevice = [&](const at::Tensor& host) {
-    if (!dev.is_cuda()) return host.to(dev);
-    return host.pin_memory().to(dev, /*non_blocking=*/true);
+  auto toDevice = [&](const at::Tensor& host, at::Device to) {
+    if (!to.is_cuda()) return host.to(to);
+    return host.pin_memory().to(to, /*non_blocking=*/true);
   };
-  at::Tensor idsDev = toDevice(ids);
-  at::Tensor rowsDev = toDevice(rows);
-  at::Tensor targets = toDevice(targetsHost);
-  at::Tensor skipSet = toDevice(skipHost);
+  at::Tensor idsDev = toDevice(ids, dev);
+  at::Tensor rowsDev = toDevice(rows, head);
+  at::Tensor targets = toDevice(targetsHost, head);
+  at::Tensor skipSet = toDevice(skipHost, head);
 
   ForwardOptions opts;
   opts.attentionMask = mask;
@@ -42,7 +43,7 @@ EvalSums EvaluateBatch(const Decoder& d, const at::Tensor& ids, const at::Tensor
 
   const int64_t k = std::min<int64_t>(topK, d.config().vocabSize);
   const int64_t chunk = 1024;
-  auto dopts = at::TensorOptions().dtype(at::kDouble).device(dev);
+  auto dopts = at::TensorOptions().dtype(at::kDouble).device(head);
   at::Tensor loss = at::zeros({}, dopts), top1 = at::zeros({}, dopts), topk = at::zeros({}, dopts);
   at::Tensor top1s = at::zeros({}, dopts), topks = at::zeros({}, dopts), nSkip = at::zeros({}, dopts);
   for (int64_t start = 0; start < out.tokens; start += chunk) {

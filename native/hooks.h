@@ -24,9 +24,9 @@ bool ParseHookName(const std::string& name, int64_t nLayers, HookPoint* out);
 
 // What a hook sees: the activation, and which tokens are real (not padding).
 struct HookContext {
-  const at::Tensor* tokenMask = nullptr;  // [batch, seq] bool on the model's device; nullptr = all real
+  const at::Tensor* tokenMask = nullptr;  // [batch, seq] bool on the hooked layer's device; nullptr = all real
   // The same as row indices: the real tokens' positions in the flattened [batch * seq] rows, int64
-  // on the model's device (nullptr = all real). Built once per forward from the host mask, so a
+  // on the hooked layer's device (nullptr = all real). Built once per forward from the host mask, so a
   // hook can select the real rows without a device-to-host sync.
   const at::Tensor* realRows = nullptr;
 };

@@ -18,13 +18,12 @@ TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, cons
   ForwardOptions opts;
   opts.attentionMask = mask;
   opts.returnHidden = true;
-  const at::Device dev = d.device();
-  at::Tensor idsDev = ids.to(dev);
-  at::Tensor hidden = d.forward(idsDev, opts);  // [B, S, E]
+  const at::Device head = d.headDevice();  // where the hidden states and logits are
+  at::Tensor hidden = d.forward(ids.to(d.device()), opts);  // [B, S, E]
   const int64_t E = hidden.size(-1);
-  at::Tensor rowsDev = rows.to(dev);
+  at::Tensor rowsDev = rows.to(head);
   at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({B * (S - 1), E}).index_select(0, rowsDev);  // [N, E]
-  at::Tensor next = idsDev.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rowsDev);          // [N]
+  at::Tensor next = ids.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rows).to(head);        // [N]
   std::vector<at::Tensor> logprob, greedy;
   const int64_t chunk = 1024;
   for (int64_t start = 0; start < n; start += chunk) {

@@ -128,11 +128,12 @@ class DisposeJob : public Job {
   void Execute() override {
     for (auto& t : trainers_) t->Close();
     trainers_.clear();
-    const at::Device device = d_->device();
+    bool anyCuda = false;
+    for (const at::Device& device : d_->placement().devices) anyCuda |= device.is_cuda();
     d_.reset();
     // Return the freed weights to the driver (LibTorch's caching allocator would keep them for
-    // this process only).
-    if (device.is_cuda()) c10::getDeviceAllocator(device.type())->emptyCache();
+    // this process only; one call empties every GPU's cache).
+    if (anyCuda) c10::getDeviceAllocator(at::kCUDA)->emptyCache();
   }
   Napi::Value OnOK(Napi::Env env) override { return env.Undefined(); }
 
@@ -166,10 +167,20 @@ class LoadWorker : public Napi::AsyncWorker {
   ErrorInfo error_;
 };
 
-LoadOptions LoadOptionsArgs(const Napi::CallbackInfo& info, size_t first) {
+// (device, dtype) at `first`; devices (string[], a split model) at `devicesAt` when given.
+LoadOptions LoadOptionsArgs(const Napi::CallbackInfo& info, size_t first, size_t devicesAt) {
   LoadOptions o;
   if (info.Length() > first && info[first].IsString()) o.device = info[first].As<Napi::String>().Utf8Value();
   if (info.Length() > first + 1 && info[first + 1].IsString()) o.dtype = info[first + 1].As<Napi::String>().Utf8Value();
+  if (info.Length() > devicesAt && info[devicesAt].IsArray()) {
+    Napi::Array list = info[devicesAt].As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      Napi::Value v = list.Get(i);
+      if (!v.IsString()) throw Error(code::kInvalidDevice, "devices[" + std::to_string(i) + "]: expected a device name");
+      o.devices.push_back(v.As<Napi::String>().Utf8Value());
+    }
+    if (o.devices.empty()) throw Error(code::kInvalidArgument, "devices: expected a non-empty list of devices");
+  }
   return o;
 }
 
@@ -247,6 +258,17 @@ Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
     o.Set("gatedMlp", c.gatedMlp);
     o.Set("tiedEmbeddings", c.tiedEmbeddings);
     o.Set("device", d->device().str());
+    // The placement (placement.h): stage devices, each layer's stage, and the end stages' roles.
+    const Placement& p = d->placement();
+    Napi::Array devices = Napi::Array::New(env, p.devices.size());
+    for (size_t i = 0; i < p.devices.size(); ++i) devices.Set(static_cast<uint32_t>(i), p.devices[i].str());
+    o.Set("devices", devices);
+    Napi::Array layerDevices = Napi::Array::New(env, p.layerDevice.size());
+    for (size_t i = 0; i < p.layerDevice.size(); ++i) layerDevices.Set(static_cast<uint32_t>(i), static_cast<double>(p.layerDevice[i]));
+    o.Set("layerDevices", layerDevices);
+    o.Set("embedDevice", static_cast<double>(p.embedDevice));
+    o.Set("finalDevice", static_cast<double>(p.finalDevice));
+    o.Set("headDevice", static_cast<double>(p.headDevice));
     o.Set("dtype", DtypeToString(d->dtype()));
     o.Set("parameterCount", static_cast<double>(d->parameterCount()));
     o.Set("bosTokenId", static_cast<double>(c.bosTokenId));
@@ -336,7 +358,7 @@ Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     const std::string dir = StringArg(info, 0, "dir");
-    LoadOptions opts = LoadOptionsArgs(info, 1);
+    LoadOptions opts = LoadOptionsArgs(info, 1, 3);  // (dir, device, dtype, devices?)
     auto* w = new LoadWorker(env, [dir, opts]() { return LoadDecoder(dir, opts); });
     Napi::Promise p = w->Promise();
     w->Queue();
@@ -348,7 +370,7 @@ Napi::Value CreateRandomModelJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     const std::string config = StringArg(info, 0, "config");
-    LoadOptions opts = LoadOptionsArgs(info, 1);
+    LoadOptions opts = LoadOptionsArgs(info, 1, 4);  // (config, device, dtype, seed, devices?)
     const uint64_t seed = info.Length() > 3 && info[3].IsNumber() ? static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value()) : 0;
     auto* w = new LoadWorker(env, [config, opts, seed]() { return CreateRandomDecoder(config, opts, seed); });
     Napi::Promise p = w->Promise();

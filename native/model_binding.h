@@ -62,7 +62,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 };
 
 // Module-level functions (registered by addon.cc).
-Napi::Value LoadModelJs(const Napi::CallbackInfo& info);          // (dir, device, dtype) -> Promise<Model>
-Napi::Value CreateRandomModelJs(const Napi::CallbackInfo& info);  // (configJson, device, dtype, seed)
+Napi::Value LoadModelJs(const Napi::CallbackInfo& info);          // (dir, device, dtype, devices?) -> Promise<Model>
+Napi::Value CreateRandomModelJs(const Napi::CallbackInfo& info);  // (configJson, device, dtype, seed, devices?)
 
 }  // namespace excise

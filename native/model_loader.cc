@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <unordered_map>
 
 #include "errors.h"
 #include "families/family.h"
@@ -68,10 +69,13 @@ const FamilyAdapter& FamilyFor(const std::string& arch, const std::string& file)
   return *f;
 }
 
-at::ScalarType ResolveDtype(const LoadOptions& opts, const DecoderConfig& cfg, at::Device device) {
+at::ScalarType ResolveDtype(const LoadOptions& opts, const DecoderConfig& cfg, const std::vector<at::Device>& devices) {
   if (!opts.dtype.empty()) return ParseDtype(opts.dtype);
-  // float32 on CPU (half-precision matmuls are slow there); the checkpoint's own dtype on GPUs.
-  if (device.is_cuda() && !cfg.configDtype.empty()) return ParseDtype(cfg.configDtype);
+  // float32 on CPU (half-precision matmuls are slow there); the checkpoint's own dtype on GPUs
+  // (a model split over a GPU and the CPU too: it is one dtype, and the GPU part is the big one).
+  bool anyCuda = false;
+  for (const at::Device& d : devices) anyCuda |= d.is_cuda();
+  if (anyCuda && !cfg.configDtype.empty()) return ParseDtype(cfg.configDtype);
   return at::kFloat;
 }
 
@@ -145,6 +149,19 @@ struct Slot {
   int64_t layer;  // -1 for model-level
   std::string name;
 };
+
+// Model-level roles that sit with the final norm (the last stage); the others (embeddings, input
+// projection) sit with the embedding (the first).
+bool IsOutputRole(Role r) {
+  return r == Role::FinalNormW || r == Role::FinalNormB || r == Role::ProjOut || r == Role::LmHead || r == Role::LmHeadB;
+}
+
+// The device a checkpoint tensor is bound on (placement.h).
+at::Device DeviceFor(const Placement& p, const Slot& slot) {
+  if (slot.layer >= 0) return p.layer(slot.layer);
+  if (slot.spec->role == Role::LmHead || slot.spec->role == Role::LmHeadB) return p.head();
+  return IsOutputRole(slot.spec->role) ? p.last() : p.embed();
+}
 
 std::vector<Slot> ExpectedTensors(const FamilyAdapter& f, const DecoderConfig& cfg, const std::string& prefix) {
   std::vector<Slot> out;
@@ -222,13 +239,22 @@ class PinnedUploader {
 void BindOnDevice(Decoder& d, Checkpoint& ckpt, const std::vector<Slot>& slots) {
   std::map<std::string, const Slot*> slotByName;
   for (const Slot& slot : slots) slotByName[slot.name] = &slot;
-  PinnedUploader uploader(d.device());
+  // One double-buffered uploader per GPU of the placement, made when its first tensor comes.
+  std::unordered_map<at::Device, std::unique_ptr<PinnedUploader>> uploaders;
   for (auto& file : ckpt.files) {
     for (const TensorInfo& info : file->tensors()) {
       auto it = slotByName.find(info.name);
       at::Tensor t;
       if (it != slotByName.end()) {
-        t = uploader.Upload(file->tensor(info.name)).to(d.dtype()).contiguous();
+        const at::Device device = DeviceFor(d.placement(), *it->second);
+        if (device.is_cuda()) {
+          std::unique_ptr<PinnedUploader>& uploader = uploaders[device];
+          if (!uploader) uploader = std::make_unique<PinnedUploader>(device);
+          t = uploader->Upload(file->tensor(info.name)).to(d.dtype()).contiguous();
+        } else {
+          // A CPU stage of a mixed placement: a copy (the shard is unmapped below).
+          t = file->tensor(info.name).to(at::kCPU, d.dtype(), /*non_blocking=*/false, /*copy=*/true).contiguous();
+        }
         Bind(d, it->second->spec->role, it->second->layer, t, it->second->spec->inputMajor);
       } else {
         t = file->tensor(info.name).clone();
@@ -240,10 +266,40 @@ void BindOnDevice(Decoder& d, Checkpoint& ckpt, const std::vector<Slot>& slots) 
   ckpt.entries.clear();  // they pointed into the shards
 }
 
-std::unique_ptr<Decoder> MakeDecoder(DecoderConfig cfg, const LoadOptions& opts) {
-  const at::Device device = ParseDevice(opts.device);
-  const at::ScalarType dtype = ResolveDtype(opts, cfg, device);
-  return std::make_unique<Decoder>(std::move(cfg), device, dtype);
+// The devices asked for, placed (placement.h): layers balanced by their bytes in the model's dtype.
+std::unique_ptr<Decoder> MakeDecoder(DecoderConfig cfg, const LoadOptions& opts, const std::vector<Slot>& slots) {
+  std::vector<at::Device> devices;
+  std::vector<double> capacity;
+  if (!opts.devices.empty()) {
+    devices = ParseDeviceList(opts.devices);
+    capacity.assign(devices.size(), 1.0);
+  } else if (opts.device == "auto") {
+    AutoDevices found = ResolveAutoDevices();
+    devices = std::move(found.devices);
+    capacity = std::move(found.capacity);
+  } else {
+    devices = {ParseDevice(opts.device)};
+    capacity = {1.0};
+  }
+  const at::ScalarType dtype = ResolveDtype(opts, cfg, devices);
+  PlacementSizes sizes;
+  sizes.layerBytes.assign(static_cast<size_t>(cfg.nLayers), 0);
+  bool tiedHead = true;  // no LM head tensor of its own: the embedding serves (FinishStructure)
+  for (const Slot& slot : slots) {
+    int64_t bytes = static_cast<int64_t>(c10::elementSize(dtype));
+    for (int64_t dim : slot.spec->shape(cfg)) bytes *= dim;
+    if (slot.layer >= 0) {
+      sizes.layerBytes[static_cast<size_t>(slot.layer)] += bytes;
+    } else if (IsOutputRole(slot.spec->role)) {
+      sizes.finalBytes += bytes;
+    } else {
+      sizes.embedBytes += bytes;
+    }
+    if (slot.spec->role == Role::LmHead) tiedHead = false;
+  }
+  if (cfg.tiedEmbeddings) tiedHead = true;
+  Placement placement = PlanPlacement(devices, capacity, sizes, tiedHead);
+  return std::make_unique<Decoder>(std::move(cfg), std::move(placement), dtype);
 }
 
 }  // namespace
@@ -312,11 +368,14 @@ std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& 
     }
   }
 
-  std::unique_ptr<Decoder> d = MakeDecoder(std::move(cfg), opts);
+  std::unique_ptr<Decoder> d = MakeDecoder(std::move(cfg), opts, slots);
   d->sourceConfig = root;
-  // The model's device is current while it loads (this runs on Node's thread pool).
+  // The model's (first) device is current while it loads (this runs on Node's thread pool); every
+  // tensor is bound with its own device explicitly.
   c10::OptionalDeviceGuard deviceGuard(d->device().is_cpu() ? std::nullopt : std::optional<c10::Device>(d->device()));
-  if (d->device().is_cuda()) {
+  bool anyCuda = false;
+  for (const at::Device& device : d->placement().devices) anyCuda |= device.is_cuda();
+  if (anyCuda) {
     BindOnDevice(*d, ckpt, slots);
     FinishStructure(*d);
     return d;
@@ -324,8 +383,9 @@ std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& 
   std::map<std::string, at::Tensor> bound;
   for (const Slot& slot : slots) {
     const TensorInfo& info = ckpt.info(slot.name);
-    at::Tensor t = ckpt.tensor(slot.name).to(d->device(), d->dtype());
-    if (!d->device().is_cpu() || t.scalar_type() != info.dtype) t = t.contiguous();
+    const at::Device device = DeviceFor(d->placement(), slot);
+    at::Tensor t = ckpt.tensor(slot.name).to(device, d->dtype());
+    if (!device.is_cpu() || t.scalar_type() != info.dtype) t = t.contiguous();
     Bind(*d, slot.spec->role, slot.layer, t, slot.spec->inputMajor);
     bound[slot.name] = t;
   }
@@ -366,7 +426,7 @@ std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, cons
     throw Error(code::kOutOfMemory, "config: random weights of " + std::to_string(bytes) + " bytes (float32) exceed half of this machine's " +
                                         std::to_string(physical) + " bytes of memory");
   }
-  std::unique_ptr<Decoder> d = MakeDecoder(std::move(config), opts);
+  std::unique_ptr<Decoder> d = MakeDecoder(std::move(config), opts, slots);
   d->sourceConfig = root;
   c10::OptionalDeviceGuard deviceGuard(d->device().is_cpu() ? std::nullopt : std::optional<c10::Device>(d->device()));
   const DecoderConfig& cfg = d->config();
@@ -385,7 +445,7 @@ std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, cons
     } else {
       t = at::normal(0.0, 0.02, shape, gen, at::TensorOptions().dtype(at::kFloat));
     }
-    t = t.to(d->device()).to(d->dtype()).contiguous();  // converted where it lands
+    t = t.to(DeviceFor(d->placement(), slot)).to(d->dtype()).contiguous();  // converted where it lands
     Bind(*d, r, slot.layer, t, slot.spec->inputMajor);
     d->params().emplace_back(slot.name, t);
   }

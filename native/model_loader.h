@@ -3,14 +3,19 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "decoder.h"
 
 namespace excise {
 
 struct LoadOptions {
+  // "cpu", "cuda", "cuda:N", or "auto": every visible GPU, layers split by free memory (one GPU:
+  // that GPU; none: the CPU).
   std::string device = "cpu";
-  std::string dtype;  // "" = float32 on CPU, the checkpoint's dtype (else float32) on CUDA
+  // When not empty, instead of `device`: the model split over these devices in order (placement.h).
+  std::vector<std::string> devices;
+  std::string dtype;  // "" = float32 when every device is the CPU, else the checkpoint's dtype (else float32)
 };
 
 std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& opts);

@@ -19,8 +19,9 @@ enum SumIndex : size_t { kSum = 0, kSumAbs, kSumSq, kSumSqrtAbs, kCountPositive,
 inline constexpr std::array<const char*, kSumCount> kSumNames = {"sum", "sumAbs", "sumSq", "sumSqrtAbs", "countPositive"};
 
 struct NeuronSums {
-  // [width] each on the model's device: float64, except countPositive (int64). Undefined until the
-  // hook first runs.
+  // [width] each on the hooked layer's device (a split model keeps each layer's sums where the layer
+  // is; the export copies them to the host): float64, except countPositive (int64). Undefined until
+  // the hook first runs.
   std::array<at::Tensor, kSumCount> totals;
   bool defined() const { return totals[kSum].defined(); }
 };

@@ -2,6 +2,7 @@
 
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -17,18 +18,39 @@ Trainer::Trainer(std::shared_ptr<Decoder> d, TrainOptions o) : owner_(d.get()), 
 
 void Trainer::Start() {
   started_ = true;
-  groups_.resize(2);
-  groups_[0].decay = false;
-  groups_[1].decay = true;
+  // One group per (weight decay, device): the fused AdamW kernel takes tensors of one device, and
+  // a model split over several devices (placement.h) steps each device's weights there.
+  const std::vector<at::Device>& devices = d_->placement().devices;
+  // Per device in placement order, no decay then decay (on one device: the two groups as always).
+  for (const at::Device& device : devices) {
+    for (const bool decay : {false, true}) {
+      bool known = false;
+      for (const Group& g : groups_) known |= g.decay == decay && g.device == device;
+      if (known) continue;
+      groups_.emplace_back();
+      groups_.back().decay = decay;
+      groups_.back().device = device;
+    }
+  }
+  auto groupFor = [&](bool decay, at::Device device) -> Group& {
+    for (Group& g : groups_) {
+      if (g.decay == decay && g.device == device) return g;
+    }
+    groups_.emplace_back();
+    groups_.back().decay = decay;
+    groups_.back().device = device;
+    return groups_.back();
+  };
   std::set<const void*> seen;  // a tied LM head shares the embedding's storage: train it once
   for (auto& [name, t] : d_->params()) {
-    if (!at::isFloatingType(t.scalar_type()) || t.device() != d_->device()) continue;
+    // Weights the model does not use stay on the CPU of a GPU model (copies for save()): skipped.
+    if (!at::isFloatingType(t.scalar_type()) || std::find(devices.begin(), devices.end(), t.device()) == devices.end()) continue;
     const void* key = t.unsafeGetTensorImpl();
     if (!seen.insert(key).second) continue;
     t.requires_grad_(true);
     const bool decay = t.dim() >= 2 && name.find("embed") == std::string::npos && name.find("wte") == std::string::npos &&
                        name.find("wpe") == std::string::npos;
-    Group& g = groups_[decay ? 1 : 0];
+    Group& g = groupFor(decay, t.device());
     g.weights.push_back(t);
     g.master.push_back(t.scalar_type() == at::kFloat ? t.detach() : t.detach().to(at::kFloat));
     g.m.push_back(at::zeros_like(t, t.options().dtype(at::kFloat)));
@@ -66,15 +88,14 @@ TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask, con
   const int64_t S = ids.size(1);
   if (S < 2) throw Error(code::kInvalidArgument, "train: sequences need at least 2 tokens");
   c10::AutoGradMode gradMode(true);
-  const at::Device dev = d_->device();
-  at::Tensor idsDev = ids.to(dev);
+  const at::Device dev = d_->headDevice();  // the logits' device: the loss is computed there
   ForwardOptions opts;
   opts.attentionMask = mask;
   opts.returnHidden = true;
   opts.paddingOutputsUnused = true;  // padded targets are ignored by the loss
-  at::Tensor hidden = d_->forward(idsDev, opts);                              // [B, S, E]
+  at::Tensor hidden = d_->forward(ids.to(d_->device()), opts);                  // [B, S, E]
   at::Tensor logits = d_->logitsOf(hidden.narrow(1, 0, S - 1)).to(at::kFloat);  // [B, S-1, V]
-  at::Tensor targets = idsDev.narrow(1, 1, S - 1).clone();
+  at::Tensor targets = ids.narrow(1, 1, S - 1).to(dev).clone();
   if (mask.defined()) targets.masked_fill_(mask.narrow(1, 1, S - 1).to(dev).eq(0), -100);  // padding: ignored
   at::Tensor loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
                                            at::Reduction::Mean, /*ignore_index=*/-100);
@@ -123,7 +144,15 @@ TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask, con
   // AdamW step as its gradient divisor (grad_scale = max(1, (norm + 1e-6) / clip): the factor
   // torch.nn.utils.clip_grad_norm_ multiplies by, inverted), and a non-finite norm sets found_inf,
   // which makes the step leave weights, moments and step counts untouched.
-  at::Tensor norm = at::linalg_vector_norm(at::stack(at::_foreach_norm(allGrads, 2)), 2);  // [] float32
+  // Each weight's norm on its own device (one group per device), gathered on the first device:
+  // one scalar per weight crosses, and on one device this is the plain global norm.
+  const at::Device first = d_->device();
+  std::vector<at::Tensor> norms;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    if (live[gi].grads.empty()) continue;
+    for (const at::Tensor& n : at::_foreach_norm(live[gi].grads, 2)) norms.push_back(n.to(first));
+  }
+  at::Tensor norm = at::linalg_vector_norm(at::stack(norms), 2);  // [] float32, on the first device
   at::Tensor foundInf = norm.isfinite().logical_not().to(at::kFloat);
   at::Tensor gradScale = o_.gradClip > 0 ? ((norm + 1e-6) / o_.gradClip).clamp_min(1.0) : at::ones_like(norm);
   at::Tensor stepIncrement = 1.0 - foundInf;
@@ -132,10 +161,13 @@ TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask, con
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     Live& l = live[gi];
     if (l.master.empty()) continue;
-    for (auto& st : l.steps) st.add_(stepIncrement);
+    // The scale and the skip flag on this group's device (device-to-device copies: no host sync).
+    const at::Device gd = groups_[gi].device;
+    const at::Tensor increment = stepIncrement.to(gd), scale = gradScale.to(gd), inf = foundInf.to(gd);
+    for (auto& st : l.steps) st.add_(increment);
     at::_fused_adamw_(l.master, l.grads, l.m, l.v, {}, l.steps, r.lr, o_.beta1, o_.beta2,
-                      groups_[gi].decay ? o_.weightDecay : 0.0, o_.eps, /*amsgrad=*/false, /*maximize=*/false, gradScale,
-                      foundInf);
+                      groups_[gi].decay ? o_.weightDecay : 0.0, o_.eps, /*amsgrad=*/false, /*maximize=*/false, scale,
+                      inf);
   }
   for (Group& g : groups_) {
     for (size_t i = 0; i < g.weights.size(); ++i) {
@@ -146,7 +178,8 @@ TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask, con
     }
   }
   // One host read per step, after the whole step is queued: the numbers this step reports.
-  at::Tensor report = at::stack({loss.detach().to(at::kDouble), norm.to(at::kDouble), targets.ne(-100).sum().to(at::kDouble)}).to(at::kCPU);
+  at::Tensor report = at::stack({loss.detach().to(at::kDouble).to(first), norm.to(at::kDouble),
+                                 targets.ne(-100).sum().to(at::kDouble).to(first)}).to(at::kCPU);
   const double* v = report.data_ptr<double>();
   r.loss = v[0];
   r.gradNorm = v[1];

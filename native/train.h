@@ -54,13 +54,15 @@ class Trainer {
   bool closed_ = false;
   std::shared_ptr<Decoder> d_;
   TrainOptions o_;
-  // One optimizer group per weight-decay setting (matrices decay; embeddings, norms, biases do not).
+  // One optimizer group per weight-decay setting (matrices decay; embeddings, norms, biases do not)
+  // and device.
   // Each weight of the model (tied weights once) is in one group; the optimizer works in float32:
   // `master` is the weight itself when it is float32, else a float32 copy the update is applied to,
   // then rounded into the model's weight (a bf16 weight alone would drop every update smaller than
   // half its ulp: training would silently stall).
   struct Group {
     bool decay = false;
+    at::Device device = at::kCPU;     // every tensor of the group is on it (fused AdamW's requirement)
     std::vector<at::Tensor> weights;  // the model's tensors (any float dtype)
     std::vector<at::Tensor> master;   // float32, aliases `weights[i]` when that is float32
     std::vector<at::Tensor> m, v;     // AdamW moments, float32

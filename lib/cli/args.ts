@@ -95,14 +95,29 @@ export function parseCount(name: string, text: string, { allowZero = false, suff
   return v;
 }
 
-export function parseDevice(text: string | undefined): Device | undefined {
+export function parseDevice(text: string | undefined): Device | 'auto' | undefined {
   if (text === undefined) return undefined;
+  if (text === 'auto') return 'auto';
   try {
     return validateDevice(text);
   } catch (err) {
-    if (err instanceof ExciseError) throw new UsageError(`--device: expected cpu, cuda or cuda:N, received ${JSON.stringify(text)}`);
+    if (err instanceof ExciseError) throw new UsageError(`--device: expected cpu, cuda, cuda:N or auto, received ${JSON.stringify(text)}`);
     throw err;
   }
+}
+
+/** --devices cuda:0,cuda:1: one model split over these devices (loadModel's `devices`). */
+export function parseDevices(text: string | undefined): Device[] | undefined {
+  if (text === undefined) return undefined;
+  const names = text.split(',').map((d) => d.trim());
+  return names.map((name) => {
+    try {
+      return validateDevice(name);
+    } catch (err) {
+      if (err instanceof ExciseError) throw new UsageError(`--devices: expected a comma-separated list of cpu, cuda or cuda:N (e.g. cuda:0,cuda:1), received ${JSON.stringify(text)}`);
+      throw err;
+    }
+  });
 }
 
 export function parseDtype(text: string | undefined, flagName = '--dtype'): Dtype | undefined {
@@ -115,15 +130,18 @@ export function parseDtype(text: string | undefined, flagName = '--dtype'): Dtyp
   }
 }
 
-/** The common --device / --dtype pair as loadModel options. */
-export function loadOptions(values: ParsedValues): { device?: Device; dtype?: Dtype } {
+/** The common --device / --devices / --dtype as loadModel options. */
+export function loadOptions(values: ParsedValues): { device?: Device | 'auto'; devices?: Device[]; dtype?: Dtype } {
   const device = parseDevice(str(values, 'device'));
+  const devices = parseDevices(str(values, 'devices'));
+  if (device !== undefined && devices !== undefined) throw new UsageError('--device and --devices: give one of them (--devices splits one model over several devices)');
   const dtype = parseDtype(str(values, 'dtype'));
-  return { ...(device ? { device } : {}), ...(dtype ? { dtype } : {}) };
+  return { ...(device ? { device } : {}), ...(devices ? { devices } : {}), ...(dtype ? { dtype } : {}) };
 }
 
 export const MODEL_OPTIONS: OptionSpec = {
   device: { type: 'string' },
+  devices: { type: 'string' },
   dtype: { type: 'string' },
 };
 

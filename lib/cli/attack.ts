@@ -46,7 +46,7 @@ to unlearning came back, against --reference (default: the source model named in
   --eval-tokens N      tokens evaluated per set (default 10000)
   --no-keep-pruned     let training move pruned weights (default: zeroed again after every step;
                        a pruned FF neuron gets no gradient either way)
-  --device D, --dtype T
+  --device D, --devices D1,D2,..., --dtype T
   --json               print the report as JSON
 `;
 

@@ -38,7 +38,8 @@ count x > 0) over a dataset and saves them. Shards merge exactly with "excise me
   --batch-size N       documents per batch (default 8)
   --max-length N       tokens per window (default: the model's context, at most 1024)
   --overwrite          replace an existing --out file
-  --device D           cpu (default), cuda or cuda:N
+  --device D           cpu (default), cuda, cuda:N, or auto (layers spread over the GPUs)
+  --devices D1,D2,...  one model split over these devices (e.g. cuda:0,cuda:1)
   --dtype T            float32, float16 or bfloat16
 ${dataHelp(false)}${LAUNCH_HELP}
 The statistics feed "excise merge" and "excise prune --forget-stats F --retain-stats R".

@@ -84,8 +84,8 @@ export function reportDatasets(io: CliIO, datasets: Array<[label: string, ds: Da
 }
 
 /** Loads a model for text datasets: it must have a tokenizer.json. */
-export async function loadTextModel(dir: string, options: { device?: string; dtype?: Dtype }): Promise<Model> {
-  const model = await loadModel(dir, options as { device?: Device; dtype?: Dtype }); // device checked by parseDevice
+export async function loadTextModel(dir: string, options: { device?: string; devices?: readonly string[]; dtype?: Dtype }): Promise<Model> {
+  const model = await loadModel(dir, options as { device?: Device; devices?: Device[]; dtype?: Dtype }); // devices checked by parseDevice(s)
   if (!model.hasTokenizer) {
     await model.dispose();
     throw new ExciseError('ERR_TOKENIZER_MISSING', `${model.dir}: no tokenizer.json, so the datasets' texts cannot be tokenized`);

@@ -52,7 +52,7 @@ tradeoff.svg / tradeoff.png (retain top-1 drop against forget top-1 drop, per me
   --mia SET=MEMBERS,NONMEMBERS   membership inference per set: documents the model saw, held-out ones (repeatable)
   --attack-data SPEC      relearning attack data (forget kind, disjoint from evaluation); none: no attack
   --attack-steps N        attack steps (default 20); --attack-lr X (default 1e-4)
-  --device D, --dtype T
+  --device D, --devices D1,D2,..., --dtype T
 `;
 
 function pairs(values: ParsedValues, name: string): Array<[string, string]> {

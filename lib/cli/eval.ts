@@ -47,7 +47,8 @@ lm-evaluation-harness does: the summed log-likelihood of each choice after the q
   --top-k K            k of the top-k accuracy (default 10)
   --batch-size N       documents per batch (default 8)
   --max-length N       tokens per window (default: the model's context, at most 1024)
-  --device D           cpu (default), cuda or cuda:N
+  --device D           cpu (default), cuda, cuda:N, or auto (layers spread over the GPUs)
+  --devices D1,D2,...  one model split over these devices (e.g. cuda:0,cuda:1)
   --dtype T            float32, float16 or bfloat16
   --json               print the metrics as JSON
 ${dataHelp(false)}${LAUNCH_HELP}`;

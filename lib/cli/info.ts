@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExciseError } from '../errors.js';
-import { loadModel } from '../model.js';
+import { loadModel, type ModelPlacement } from '../model.js';
 import { percent } from '../report/table.js';
 import { runtimeInfo } from '../runtime.js';
 import { flag, loadOptions, MODEL_OPTIONS, parseCommandArgs, requireStr, type OptionSpec } from './args.js';
@@ -16,7 +16,7 @@ const OPTIONS: OptionSpec = {
   ...MODEL_OPTIONS,
 };
 
-const HELP = `Usage: excise info --model DIR [--device D] [--dtype T] [--json]
+const HELP = `Usage: excise info --model DIR [--device D | --devices D1,D2,...] [--dtype T] [--json]
 
 Loads a model and prints its architecture and sizes, the device and dtype it was loaded with, the
 LibTorch version and whether CUDA is available. For a model saved by excise, also its pruning
@@ -99,6 +99,8 @@ export const infoCommand: Command = {
         parameters: model.parameterCount,
         tokenizer: model.hasTokenizer,
         device: model.device,
+        // A model split over several devices: where each layer and the head are.
+        ...(model.devices.length > 1 ? { devices: model.devices, placement: model.placement } : {}),
         dtype: model.dtype,
         torchVersion: rt.torchVersion,
         cudaAvailable: rt.cudaAvailable,
@@ -120,7 +122,7 @@ export const infoCommand: Command = {
         ['positions', String(c.maxPositions)],
         ['parameters', model.parameterCount.toLocaleString('en-US')],
         ['tokenizer', model.hasTokenizer ? 'tokenizer.json' : 'none (token ids only)'],
-        ['device', model.device],
+        ['device', model.devices.length > 1 ? describePlacement(model.placement) : model.device],
         ['dtype', model.dtype],
         ['libtorch', `${rt.torchVersion} (${rt.cxxAbi} ABI)`],
         ['cuda', rt.cudaAvailable ? `available (${rt.cudaDeviceCount} device${rt.cudaDeviceCount === 1 ? '' : 's'})` : 'not available'],
@@ -134,3 +136,12 @@ export const infoCommand: Command = {
     }
   },
 };
+
+/** "cuda:0 (layers 0-11, embedding), cuda:1 (layers 12-23, head)". */
+export function describePlacement(p: ModelPlacement): string {
+  return p.devices.map((device, i) => {
+    const layers = p.layers.map((d, layer) => (d === i ? layer : -1)).filter((layer) => layer >= 0);
+    const roles = [i === p.embedding ? 'embedding' : '', i === p.head ? 'head' : ''].filter(Boolean);
+    return `${device} (layers ${layers[0]}-${layers[layers.length - 1]}${roles.length ? ', ' + roles.join(', ') : ''})`;
+  }).join(', ');
+}

@@ -55,6 +55,10 @@ export function launchSettings(values: ParsedValues, env: NodeJS.ProcessEnv): La
   if (nnodes > 1 && masterPort === undefined && str(values, 'master-addr') === undefined) {
     throw new UsageError('--nnodes > 1 needs --master-addr (node 0\'s address, the same on every machine)');
   }
+  if (nproc > 1 && (str(values, 'devices') !== undefined || str(values, 'device') === 'auto')) {
+    // Every worker would place its replica over the same devices: one GPU per worker is --device cuda.
+    throw new UsageError(`--nproc ${nproc} with ${str(values, 'devices') !== undefined ? '--devices' : '--device auto'}: every worker would load its model onto the same devices; use --device cuda (worker i on cuda:i), or start the workers yourself (RANK, WORLD_SIZE, ...) each with its own --devices`);
+  }
   if (env.EXCISE_LAUNCHED_WORKER === '1' || (nproc === 1 && nnodes === 1)) return undefined;
   return { nproc, nnodes, nodeRank, masterAddr, masterPort };
 }

@@ -23,7 +23,7 @@ import type { ProcessGroup } from '../distributed.js';
 import { groupFromEnv, isDistributedWorker, launchFlags, LAUNCH_HELP, LAUNCH_OPTIONS, launchSettings, launchWorkers, workerDevice } from './launch.js';
 import { percent, prunedAt } from '../report/table.js';
 import {
-  UsageError, flag, parseCommandArgs, parseCount, parseDevice, parseDtype, parseFraction, str, type OptionSpec, type ParsedValues,
+  UsageError, flag, parseCommandArgs, parseCount, parseDevice, parseDevices, parseDtype, parseFraction, str, type OptionSpec, type ParsedValues,
 } from './args.js';
 import {
   checkMaxLength, checkWritable, hasDocument, invocation, loadTextModel, openDataset, removeCreated, reportDatasets, shellQuote, type CliIO, type Command,
@@ -51,6 +51,8 @@ export interface PruneSettings {
   stopForgetBelow?: number;
   stopRetainDrop?: number;
   device?: string;
+  /** --devices: one model split over these devices. */
+  devices?: string[];
   dtype?: Dtype;
   batchSize?: number;
   maxLength?: number;
@@ -74,12 +76,12 @@ const FLAG_OF: Record<keyof PruneSettings, string> = {
   model: '--model', forget: '--forget', retain: '--retain', evals: '--eval', ffFrac: '--ff-frac', attnFrac: '--attn-frac',
   steps: '--steps', collectTokens: '--collect-tokens', evalTokens: '--eval-tokens', scoring: '--scoring', selection: '--random',
   seed: '--seed', evalFraction: '--eval-fraction', iterative: '--collect-once', stopForgetBelow: '--stop-forget-below',
-  stopRetainDrop: '--stop-retain-drop', device: '--device', dtype: '--dtype', batchSize: '--batch-size', maxLength: '--max-length',
+  stopRetainDrop: '--stop-retain-drop', device: '--device', devices: '--devices', dtype: '--dtype', batchSize: '--batch-size', maxLength: '--max-length',
   data: '--text-field / --format / --ext', longDocs: '--long-docs', saveDtype: '--save-dtype',
 };
 
 /** Settings a resumed run may change: they do not change the result. */
-const FREE_ON_RESUME: ReadonlySet<keyof PruneSettings> = new Set(['device', 'batchSize', 'saveDtype']);
+const FREE_ON_RESUME: ReadonlySet<keyof PruneSettings> = new Set(['device', 'devices', 'batchSize', 'saveDtype']);
 
 /** What the command writes into --out (removed by --overwrite; nothing else is touched). */
 const OUTPUTS = ['state.json', 'report.json', 'steps.txt', 'plot.svg', 'plot.png', 'model'];
@@ -102,6 +104,7 @@ const OPTIONS: OptionSpec = {
   'stop-forget-below': { type: 'string' },
   'stop-retain-drop': { type: 'string' },
   device: { type: 'string' },
+  devices: { type: 'string' },
   dtype: { type: 'string' },
   'batch-size': { type: 'string' },
   'max-length': { type: 'string' },
@@ -152,7 +155,8 @@ Method:
   --stop-retain-drop F      stop once retain top-1 accuracy dropped by more than F from step 0
 
 Runtime:
-  --device D                cpu (default), cuda or cuda:N
+  --device D                cpu (default), cuda, cuda:N, or auto (layers spread over the GPUs)
+  --devices D1,D2,...       one model split over these devices (e.g. cuda:0,cuda:1)
   --dtype T                 float32, float16 or bfloat16 (default: float32 on CPU)
   --batch-size N            documents per batch (default 8)
   --max-length N            tokens per window (default: the model's context, at most 1024)
@@ -212,6 +216,9 @@ function givenSettings(values: ParsedValues): Partial<PruneSettings> {
   if ((v = t('stop-retain-drop')) !== undefined) s.stopRetainDrop = parseFraction('stop-retain-drop', v, { allowZero: true });
   const device = parseDevice(t('device'));
   if (device !== undefined) s.device = device;
+  const devices = parseDevices(t('devices'));
+  if (devices !== undefined) s.devices = devices;
+  if (device !== undefined && devices !== undefined) throw new UsageError('--device and --devices: give one of them (--devices splits one model over several devices)');
   const dtype = parseDtype(t('dtype'));
   if (dtype !== undefined) s.dtype = dtype;
   if ((v = t('batch-size')) !== undefined) s.batchSize = parseCount('batch-size', v);
@@ -403,7 +410,9 @@ export const pruneCommand: Command = {
     try {
       // 4. Several ranks: join the group (every rank has checked its flags; nothing is written yet). The model.
       group = await groupFromEnv(io.env);
-      model = await loadTextModel(settings.model, { device: workerDevice(settings.device, io.env), dtype: settings.dtype });
+      model = await loadTextModel(settings.model, settings.devices
+        ? { devices: settings.devices, dtype: settings.dtype }
+        : { device: workerDevice(settings.device, io.env), dtype: settings.dtype });
       checkMaxLength(model, settings.maxLength);
       if (saved && saved.report.model.architecture !== model.config.architecture) {
         throw new ExciseError('ERR_INVALID_ARGUMENT', `--resume: the interrupted run pruned a ${saved.report.model.architecture}, but ${settings.model} is a ${model.config.architecture}`);

@@ -43,7 +43,8 @@ finish (up to --grace), exit 0.
   --max-body BYTES     largest request body (default 1048576); larger ones get 413
   --model-name NAME    the model id clients use (default: the folder's name)
   --grace S            seconds in-flight requests get at shutdown (default 10)
-  --device D           cpu (default), cuda or cuda:N
+  --device D           cpu (default), cuda, cuda:N, or auto (layers spread over the GPUs)
+  --devices D1,D2,...  one model split over these devices (e.g. cuda:0,cuda:1)
   --dtype T            float32, float16 or bfloat16
 `;
 
