@@ -7,6 +7,7 @@ namespace excise {
 TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask) {
   const int64_t B = ids.size(0), S = ids.size(1);
   if (S < 2) throw Error(code::kInvalidArgument, "tokenLogprobs: rows need at least 2 tokens");
+  if (!d.config().causal) throw Error(code::kNotCausalLm, "tokenLogprobs: " + d.config().architecture + " is a masked language model, not a next-token one");
   ForwardOptions opts;
   opts.attentionMask = mask;
   opts.returnHidden = true;

@@ -246,6 +246,8 @@ Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
     o.Set("maxPositions", static_cast<double>(c.maxPositions));
     o.Set("gatedMlp", c.gatedMlp);
     o.Set("tiedEmbeddings", c.tiedEmbeddings);
+    o.Set("maskedLm", !c.causal);
+    o.Set("padTokenId", static_cast<double>(c.padTokenId));
     o.Set("device", d->device().str());
     o.Set("dtype", DtypeToString(d->dtype()));
     o.Set("parameterCount", static_cast<double>(d->parameterCount()));

@@ -135,6 +135,8 @@ void FinishStructure(Decoder& d) {
     setup(b.kNorm, perHead ? c.headDim : c.kvDim());
   }
   setup(d.finalNorm);
+  setup(d.embedNorm);
+  setup(d.headNorm);
   d.hasFinalNorm = c.finalNorm;
   if (c.tiedEmbeddings || !d.lmHead.defined()) d.lmHead = d.embed;
   d.finalize();
@@ -375,7 +377,8 @@ std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, cons
     const Dims shape = slot.spec->shape(cfg);
     const Role r = slot.spec->role;
     const bool isNormWeight = r == Role::Ln1W || r == Role::Ln2W || r == Role::FinalNormW || r == Role::PostAttnNormW ||
-                              r == Role::PostMlpNormW || r == Role::QNormW || r == Role::KNormW;
+                              r == Role::PostMlpNormW || r == Role::QNormW || r == Role::KNormW ||
+                              r == Role::EmbedNormW || r == Role::HeadNormW;
     const bool isBias = shape.size() == 1 && !isNormWeight;
     at::Tensor t;
     if (isNormWeight) {

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 
+#include "errors.h"
+
 namespace excise {
 
 ScoreResult ScoreTokens(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& targets) {
   ScoreResult out;
+  if (!d.config().causal) throw Error(code::kNotCausalLm, "score: " + d.config().architecture + " is a masked language model, not a next-token one");
   const int64_t B = ids.size(0), S = ids.size(1);
   // Position t - 1 predicts token t: the scored rows of the hidden states, chosen on the host.
   at::Tensor rows = S < 2 ? at::empty({0}, at::kLong)
