@@ -102,6 +102,10 @@ describe('RoBERTa masked LM', () => {
     expect(a.tokens).toBeGreaterThan(0.1 * 1200);
     expect(a.tokens).toBeLessThan(0.2 * 1200);
     expect(other.loss).not.toBe(a.loss);
+    // The skip set is the 50 most common maskable tokens: <s> and </s> (in every document) are not among them.
+    expect(a.skipTokens).toHaveLength(50);
+    expect(a.skipTokens).not.toContain(0);
+    expect(a.skipTokens).not.toContain(2);
     // Only specials and padding: nothing can be masked.
     const none = await model.evaluate([[0, 2], [0, 1, 1, 2]], { maskFraction: 1 }).then(() => null, (e: unknown) => e);
     expect((none as ExciseError).code).toBe('ERR_INVALID_ARGUMENT');

@@ -150,12 +150,12 @@ function positiveInt(name: string, v: unknown): number {
   return v as number;
 }
 
-/** The n most frequent token ids in the batches (ties: lower id first). */
-export function mostCommonTokens(batches: readonly TokenBatch[], n: number): number[] {
+/** The n most frequent token ids in the batches (ties: lower id first), leaving out `exclude`. */
+export function mostCommonTokens(batches: readonly TokenBatch[], n: number, exclude?: ReadonlySet<number>): number[] {
   const counts = new Map<number, number>();
   for (const b of batches) {
     for (let i = 0; i < b.data.length; i++) {
-      if (b.mask && b.mask[i] === 0) continue;
+      if ((b.mask && b.mask[i] === 0) || exclude?.has(b.data[i])) continue;
       counts.set(b.data[i], (counts.get(b.data[i]) ?? 0) + 1);
     }
   }
@@ -193,7 +193,8 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
   const batches: TokenBatch[] = [];
   for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize, longDocs, usage })) batches.push(b);
   if (batches.length === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'evaluate: the source has no tokens');
-  const skipTokens = options.skipTokens ? [...options.skipTokens] : mostCommonTokens(batches, skipTopN);
+  // A masked LM's targets are never special tokens: the most common ones are counted among the rest.
+  const skipTokens = options.skipTokens ? [...options.skipTokens] : mostCommonTokens(batches, skipTopN, masking?.special);
   const skip = Int32Array.from(skipTokens);
 
   // Per batch: [tokens, lossSum, top1, topk, skipTokens, top1Skip, topkSkip]. With a group, each rank
