@@ -167,6 +167,17 @@ describe('RoBERTa masked LM', () => {
     }
   });
 
+  it('a left-padded row (padding slots holding id 0, as excise pads) equals the row alone: positions skip masked slots', async () => {
+    // HF computes positions from the ids: with <pad> in those slots it gives exactly this; id 0 (<s>)
+    // there must not shift the real tokens' positions.
+    const real = realPart(golden.inputIds[1], golden.attentionMask[1]);
+    const alone = await model.forward([real]);
+    const left = await model.forward([[0, 0, 0, ...real]], { attentionMask: [[0, 0, 0, ...real.map(() => 1)]] });
+    const V = model.config.vocabSize;
+    expect(maxAbsDiff(left.logits.subarray(3 * V), alone.logits)).toBeLessThan(TOL_F32);
+    expect(maxAbsDiff(alone.logits, golden.tensors.logits.data.subarray(12 * V, (12 + real.length) * V))).toBeLessThan(TOL_F32);
+  });
+
   it('a sequence longer than max_position_embeddings - pad_token_id - 1 is refused', async () => {
     expect((await model.forward([Array.from({ length: 38 }, (_, i) => 5 + i)])).shape).toEqual([1, 38, 300]);
     const err = await model.forward([Array.from({ length: 39 }, (_, i) => 5 + i)]).then(() => null, (e: unknown) => e);

@@ -195,7 +195,7 @@ describe('families added by issue 15: saving and refused variants', () => {
     }
   });
 
-  it.each(['qwen3_qknorm', 'gemma_mqa', 'gemma2_window', 'gemma3_window', 'phi3_window', 'olmo2_postnorm', 'gptj_partial'])(
+  it.each(['qwen3_qknorm', 'gemma_mqa', 'gemma2_window', 'gemma3_window', 'phi3_window', 'olmo2_postnorm', 'gptj_partial', 'roberta_mlm', 'roberta_untied'])(
     'createRandomModel builds %s from its config.json with every weight bound', async (name) => {
       const config = JSON.parse(readFileSync(join(variantsDir, name, 'config.json'), 'utf8'));
       const fromFile = await loadModel(join(variantsDir, name), { dtype: 'float32' });
