@@ -129,7 +129,7 @@ function maskRandom(seed: number, batch: number): () => number {
  * Batch `index` with its chosen tokens replaced by the mask token: the ids to run and the labels
  * (original token at each masked position, -1 elsewhere). Padding and special tokens are never chosen.
  */
-export function maskBatch(b: TokenBatch, index: number, m: Masking): { ids: Int32Array; labels: Int32Array; masked: number } {
+function maskBatch(b: TokenBatch, index: number, m: Masking): { ids: Int32Array; labels: Int32Array; masked: number } {
   const ids = Int32Array.from(b.data);
   const labels = new Int32Array(ids.length).fill(-1);
   const random = maskRandom(m.seed, index);
