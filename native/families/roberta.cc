@@ -42,7 +42,6 @@ DecoderConfig ReadRoberta(const ConfigReader& r, const std::string& architecture
   c.finalNorm = false;
   c.causal = false;
   c.qkvLayout = QkvLayout::Separate;
-  c.qkvBias = c.oBias = c.mlpBias = true;
   c.positions = PositionKind::LearnedPaddingOffset;
   c.tiedEmbeddings = r.getBool("tie_word_embeddings", true);
   c.slidingWindow.assign(static_cast<size_t>(std::max<int64_t>(c.nLayers, 0)), 0);
