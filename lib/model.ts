@@ -98,8 +98,16 @@ export interface ModelConfig {
   maxPositions: number;
   gatedMlp: boolean;
   tiedEmbeddings: boolean;
+  /**
+   * A bidirectional masked language model (RoBERTa): `evaluate` scores masked tokens, and the
+   * next-token operations (generate, stream, score, evaluateChoices, membershipInference,
+   * sequenceLogprobs, trainer) are ERR_NOT_CAUSAL_LM.
+   */
+  maskedLm: boolean;
   bosTokenId?: number;
   eosTokenIds: number[];
+  /** The padding token id from config.json (RoBERTa's positions are offset by it). */
+  padTokenId?: number;
 }
 
 /** Token ids [batch, seq]: rows of equal length, or a flat Int32Array with its shape. */
@@ -300,8 +308,10 @@ export class Model {
       maxPositions: c.maxPositions,
       gatedMlp: c.gatedMlp,
       tiedEmbeddings: c.tiedEmbeddings,
+      maskedLm: c.maskedLm,
       bosTokenId: c.bosTokenId >= 0 ? c.bosTokenId : undefined,
       eosTokenIds: Object.freeze([...c.eosTokenIds]) as number[],
+      padTokenId: c.padTokenId >= 0 ? c.padTokenId : undefined,
     });
   }
 
@@ -417,6 +427,7 @@ export class Model {
    */
   async score(requests: readonly ScoreRequest[], options: ContinuationScoreOptions = {}): Promise<ContinuationScore[]> {
     checkOptionsObject('score(options)', options);
+    this.requireCausalLm('score');
     checkKeys('score', options, ['batchSize', 'signal']);
     const { batchSize = 8, signal } = options as ContinuationScoreOptions;
     positiveInt('score: batchSize', batchSize);
@@ -478,6 +489,7 @@ export class Model {
 
   /** Validates, then submits to the decode engine; `wantText` decodes text chunks (when there is a tokenizer). */
   private startGeneration(where: string, prompt: string | readonly number[], options: StreamOptions, allowed: readonly string[], wantText: boolean): GenerationStream {
+    this.requireCausalLm(where);
     checkOptionsObject(`${where}(options)`, options);
     checkKeys(where, options, allowed);
     const { maxNewTokens, temperature = 0, topK = 0, topP = 1, seed = 0, stopAtEos = true, stop = [], maxTime, signal, logprobs = -1 } = options;
@@ -541,6 +553,7 @@ export class Model {
    */
   async evaluateChoices(source: string | readonly ChoiceItem[], options: ChoicesOptions = {}): Promise<ChoicesResult> {
     checkOptionsObject('evaluateChoices(options)', options);
+    this.requireCausalLm('evaluateChoices');
     const handle = this.live();
     return this.order.multi(() => evaluateChoices({ handle, tokenizer: this.tokenizerInstance, config: this.config }, source, options));
   }
@@ -551,6 +564,7 @@ export class Model {
    */
   async membershipInference(members: DocumentSource | DocumentProvider, nonMembers: DocumentSource | DocumentProvider, options: MembershipOptions = {}): Promise<MembershipResult> {
     checkOptionsObject('membershipInference(options)', options);
+    this.requireCausalLm('membershipInference');
     const handle = this.live();
     return this.order.multi(() => membershipInference({ handle, tokenizer: this.tokenizerInstance, config: this.config }, members, nonMembers, options));
   }
@@ -561,6 +575,7 @@ export class Model {
    */
   async sequenceLogprobs(sequences: readonly (readonly number[])[], options: SequenceLogprobOptions = {}): Promise<SequenceLogprobs> {
     checkOptionsObject('sequenceLogprobs(options)', options);
+    this.requireCausalLm('sequenceLogprobs');
     if (!Array.isArray(sequences) || sequences.length === 0 || !sequences.every((s) => Array.isArray(s))) throw invalidArgument('sequenceLogprobs(sequences)', 'a non-empty array of token-id arrays', sequences);
     const handle = this.live();
     return this.order.multi(() => sequenceLogprobs({ handle, config: this.config }, sequences, options));
@@ -693,6 +708,7 @@ export class Model {
    */
   trainer(options: TrainOptions = {}): Trainer {
     checkOptionsObject('trainer(options)', options);
+    this.requireCausalLm('trainer');
     const handle = this.live();
     this.trained = true;
     // Creating the native trainer only checks the options; it touches the weights on the model's
@@ -724,6 +740,13 @@ export class Model {
   private live(): NativeModel {
     if (this.disposed) throw new ExciseError('ERR_MODEL_DISPOSED', `${this.dir ?? 'model'}: the model has been disposed`);
     return this.handle;
+  }
+
+  /** Next-token operations refuse a masked LM: its logits at t are not a prediction of token t + 1. */
+  private requireCausalLm(where: string): void {
+    if (this.config.maskedLm) {
+      throw new ExciseError('ERR_NOT_CAUSAL_LM', `${where}: ${this.dir ?? 'this model'} (${this.config.architecture}) is a masked language model; ${where} needs next-token predictions (evaluate() scores masked tokens instead)`);
+    }
   }
 
   private checkTokenRange(data: Int32Array, seq: number, name: string): void {

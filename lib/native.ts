@@ -51,6 +51,10 @@ export interface NativeModelConfig {
   maxPositions: number;
   gatedMlp: boolean;
   tiedEmbeddings: boolean;
+  /** Bidirectional masked LM (RoBERTa): no next-token operations. */
+  maskedLm: boolean;
+  /** -1 when the config has none. */
+  padTokenId: number;
   /** The first device (embeddings; the model thread's current device). */
   device: string;
   /** The placement's devices, in order (one for a one-device model). */
@@ -96,7 +100,8 @@ export interface NativeModel {
   /** Resolves to the masks after the restore (all zero). */
   restore(): Promise<NativeMasks>;
   masks(): Promise<NativeMasks>;
-  evaluateBatch(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, skip: Int32Array, topK: number): Promise<{
+  /** labels (masked LM only): [batch, seq], the original token at each masked position, -1 elsewhere; each masked position predicts its own label. */
+  evaluateBatch(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, skip: Int32Array, topK: number, labels?: Int32Array): Promise<{
     tokens: number; lossSum: number; top1: number; topk: number; skipTokens: number; top1Skip: number; topkSkip: number;
   }>;
   /**

@@ -144,6 +144,14 @@ export class Tokenizer {
     return this.native.tokenToId(token) ?? undefined;
   }
 
+  /** Ids of the added tokens marked special in tokenizer.json (<s>, </s>, <pad>, <mask>, ...), ascending. */
+  specialTokenIds(): number[] {
+    const added = (JSON.parse(this.json) as { added_tokens?: unknown }).added_tokens;
+    if (!Array.isArray(added)) return [];
+    const ids = added.filter((t) => isObject(t) && t.special === true && Number.isInteger(t.id)).map((t) => (t as { id: number }).id);
+    return [...new Set(ids)].sort((a, b) => a - b);
+  }
+
   /** Token ids of `text` (synchronous). Special tokens (e.g. BOS) are added as the tokenizer's post-processor says. */
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
     if (typeof text !== 'string') throw invalidArgument('tokenizer.encode(text)', 'a string', text);

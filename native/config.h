@@ -15,6 +15,9 @@ enum class PositionKind {
   Learned,           // GPT-2: wpe[position]
   LearnedOptOffset,  // OPT: positions from the attention mask (cumsum - 1), table row = position + 2
   Rotary,            // LLaMA, NeoX, ...: RoPE on the first rotaryDims of each q/k head, rotate_half convention
+  // RoBERTa: from the ids, as Hugging Face's create_position_ids_from_input_ids: a real token's row is
+  // padTokenId + (real tokens up to and including it), padding's row is padTokenId.
+  LearnedPaddingOffset,
 };
 // How the query/key/value projections are stored.
 enum class QkvLayout {
@@ -53,6 +56,7 @@ struct DecoderConfig {
   int64_t vocabSize = 0;
   int64_t maxPositions = 0;
   int64_t embedDim = 0;   // token embedding width (OPT word_embed_proj_dim; == dModel elsewhere)
+  int64_t tokenTypes = 0; // RoBERTa type_vocab_size (rows of the token type embedding); 0 elsewhere
 
   // Derived sizes.
   int64_t attnDim() const { return nHeads * headDim; }  // attention neurons per layer
@@ -70,6 +74,9 @@ struct DecoderConfig {
   bool parallelResidual = false; // NeoX: x + attn(ln1(x)) + mlp(ln2(x))
   bool finalNorm = true;
   bool tiedEmbeddings = false;
+  // false: bidirectional attention (masked LMs, RoBERTa): no causal mask, padding keys always masked,
+  // no generation / KV cache / next-token scoring.
+  bool causal = true;
   // Norm placement around each sublayer f (attention, MLP) in a pre-norm block:
   //   x = x + postNorm(f(preNorm(x))), each norm present only when its flag says so.
   bool sublayerPreNorm = true;    // ln1 / ln2 on the sublayer input (false: OLMo 2)

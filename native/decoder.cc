@@ -309,6 +309,9 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   }
   SlotCache* slots = opts.slots;
   if (slots != nullptr && (S != 1 || cache != nullptr)) throw Error(code::kInternal, "batched decoding takes one token per row and no KvCache");
+  if (!cfg_.causal && (cache != nullptr || slots != nullptr)) {
+    throw Error(code::kNotCausalLm, cfg_.architecture + " is a masked language model: it has no KV cache and cannot generate");
+  }
   const int64_t past = cache != nullptr ? cache->length : 0;
   const int64_t Sk = slots != nullptr ? slots->keyLength : past + S;
 
@@ -326,7 +329,8 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
       // Right padding: no real token follows a padding one in its row.
       const bool rightPaddedOnly =
           S < 2 || !hostValid.narrow(1, 1, S - 1).logical_and(hostValid.narrow(1, 0, S - 1).logical_not()).any().item<bool>();
-      keyMaskNeeded = !(opts.paddingOutputsUnused && rightPaddedOnly);
+      // Bidirectional attention: every real token sees the padding after it, so it is always masked.
+      keyMaskNeeded = !(opts.paddingOutputsUnused && rightPaddedOnly && cfg_.causal);
       hostRealRows = hostValid.reshape({-1}).nonzero().reshape({-1});  // [real tokens] into [B * S]
     }
   }
@@ -380,7 +384,9 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     if (it != st.masks.end()) return it->second;
     at::Tensor kIdx = at::arange(0, Sk, longOpts).unsqueeze(0);     // [1, Sk]
     at::Tensor allowed;
-    if (slots != nullptr) {  // each row's one query at its own position: [B, 1, 1, Sk]
+    if (!cfg_.causal) {  // bidirectional: every query sees every (real) key
+      allowed = at::ones({1, 1, S, Sk}, longOpts.dtype(at::kBool));
+    } else if (slots != nullptr) {  // each row's one query at its own position: [B, 1, 1, Sk]
       allowed = kIdx <= st.rowPositions;
       if (window > 0) allowed = allowed.logical_and((st.rowPositions - kIdx) < window);
       allowed = allowed.view({B, 1, 1, Sk});
@@ -410,8 +416,13 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   at::Tensor x = embed.index_select(0, ids.reshape({-1})).view({B, S, embed.size(1)});
   if (cfg_.embedScale > 0) x = x * at::scalar_tensor(cfg_.embedScale, x.options());  // the scale rounded to the dtype, as HF
   if (projIn.defined()) x = projIn(x);
-  if (cfg_.positions == PositionKind::Learned || cfg_.positions == PositionKind::LearnedOptOffset) {
-    const int64_t rows = posEmbed.size(0) - (cfg_.positions == PositionKind::LearnedOptOffset ? 2 : 0);
+  if (tokenTypeEmbed.defined()) x = x + tokenTypeEmbed[0];  // RoBERTa: (word + type 0) + position, as HF adds them
+  if (cfg_.positions != PositionKind::Rotary) {
+    // Usable positions: the table less OPT's offset of 2, or RoBERTa's padTokenId + 1 rows.
+    const int64_t offset = cfg_.positions == PositionKind::LearnedOptOffset     ? 2
+                           : cfg_.positions == PositionKind::LearnedPaddingOffset ? cfg_.padTokenId + 1
+                                                                                  : 0;
+    const int64_t rows = posEmbed.size(0) - offset;
     if (Sk > rows) {
       throw Error(code::kInvalidArgument, "sequence of " + std::to_string(Sk) + " tokens exceeds the model's " +
                                               std::to_string(rows) + " learned positions");
@@ -433,7 +444,18 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
       pos = at::arange(past, Sk, longOpts).unsqueeze(0).expand({B, S});
     }
     x = x + posEmbed.index_select(0, (pos + 2).reshape({-1})).view({B, S, -1});
+  } else if (cfg_.positions == PositionKind::LearnedPaddingOffset) {
+    // RoBERTa (HF create_position_ids_from_input_ids): real = ids != padTokenId; row = padTokenId +
+    // cumsum(real) at real tokens, padTokenId at padding. excise fills padding slots with id 0, so a
+    // slot the attention mask marks as padding counts as padding too: the row HF gives it when the
+    // slot holds the pad id. [B, S]
+    at::Tensor real = ids.ne(cfg_.padTokenId);
+    if (padded) real = real.logical_and(first.keyValid);
+    at::Tensor m = real.to(at::kLong);
+    at::Tensor pos = at::cumsum(m, 1) * m + cfg_.padTokenId;
+    x = x + posEmbed.index_select(0, pos.reshape({-1})).view({B, S, -1});
   }
+  if (embedNorm.weight.defined()) x = embedNorm(x);
 
   int64_t layers = cfg_.nLayers;
   if (!opts.computeLogits && opts.stopAfterLayer >= 0) layers = std::min(layers, opts.stopAfterLayer + 1);
@@ -444,7 +466,7 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     // The residual stream crosses to this layer's device at a stage boundary (a no-op within one).
     x = x.to(placement_.devices[static_cast<size_t>(stage)]);
     at::Tensor mask = maskFor(stage, cfg_.slidingWindow[static_cast<size_t>(L)]);
-    const bool fast = !mask.defined() && past == 0;
+    const bool fast = !mask.defined() && past == 0 && cfg_.causal;  // is_causal; non-causal unmasked: no mask at all
     const bool local = !cfg_.localRope.empty() && cfg_.localRope[static_cast<size_t>(L)];
     const at::Tensor& c = local ? st.cosLocal : st.cos;
     const at::Tensor& s = local ? st.sinLocal : st.sin;
@@ -478,6 +500,8 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
   // A tied LM head is the embedding, on the first device: the final hidden state goes back there
   // rather than keeping a second copy of the embedding on the last device.
   x = x.to(placement_.head());
+  // Masked-LM head (RoBERTa): LayerNorm(gelu(dense(x))), exact erf GELU whatever hidden_act says (as HF).
+  if (headDense.defined()) x = headNorm(at::gelu(headDense(x)));
   if (opts.returnHidden) return x;
   return logitsOf(x);
 }

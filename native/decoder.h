@@ -115,6 +115,12 @@ class Decoder {
   Linear projIn, projOut;              // OPT word_embed_proj_dim != hidden
   Norm finalNorm;
   bool hasFinalNorm = false;
+  // RoBERTa (undefined elsewhere): token type 0's embedding row source [types, d]; the LayerNorm
+  // after the embedding sum; the masked-LM head's dense + LayerNorm before the tied decoder.
+  at::Tensor tokenTypeEmbed;
+  Norm embedNorm;
+  Linear headDense;
+  Norm headNorm;
 
   // Call once weights are bound: checks derived state (rotary tables).
   void finalize();

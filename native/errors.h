@@ -16,6 +16,8 @@ inline constexpr const char* kConfigMissing = "ERR_CONFIG_MISSING";
 inline constexpr const char* kConfigInvalid = "ERR_CONFIG_INVALID";
 inline constexpr const char* kUnsupportedArchitecture = "ERR_UNSUPPORTED_ARCHITECTURE";
 inline constexpr const char* kUnsupportedConfig = "ERR_UNSUPPORTED_CONFIG";
+// A next-token operation (generation, KV cache, continuation scoring, training) on a masked LM.
+inline constexpr const char* kNotCausalLm = "ERR_NOT_CAUSAL_LM";
 inline constexpr const char* kWeightsMissing = "ERR_WEIGHTS_MISSING";
 inline constexpr const char* kSafetensorsInvalid = "ERR_SAFETENSORS_INVALID";
 inline constexpr const char* kTensorMissing = "ERR_TENSOR_MISSING";

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <vector>
 
+#include "errors.h"
+
 namespace excise {
 
 TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& targets) {
   TokenLogprobs out;
   const int64_t B = ids.size(0), S = ids.size(1);
+  if (!d.config().causal) throw Error(code::kNotCausalLm, "tokenLogprobs: " + d.config().architecture + " is a masked language model, not a next-token one");
   // Position t - 1 predicts token t: the scored rows of the hidden states, chosen on the host.
   at::Tensor rows = S < 2 ? at::empty({0}, at::kLong)
                           : targets.narrow(1, 1, S - 1).to(at::kBool).reshape({-1}).nonzero().reshape({-1});  // [N] CPU

@@ -257,6 +257,8 @@ Napi::Value ModelWrap::Config(const Napi::CallbackInfo& info) {
     o.Set("maxPositions", static_cast<double>(c.maxPositions));
     o.Set("gatedMlp", c.gatedMlp);
     o.Set("tiedEmbeddings", c.tiedEmbeddings);
+    o.Set("maskedLm", !c.causal);
+    o.Set("padTokenId", static_cast<double>(c.padTokenId));
     o.Set("device", d->device().str());
     // The placement (placement.h): stage devices, each layer's stage, and the end stages' roles.
     const Placement& p = d->placement();

@@ -139,6 +139,8 @@ void FinishStructure(Decoder& d) {
     setup(b.kNorm, perHead ? c.headDim : c.kvDim());
   }
   setup(d.finalNorm);
+  setup(d.embedNorm);
+  setup(d.headNorm);
   d.hasFinalNorm = c.finalNorm;
   if (c.tiedEmbeddings || !d.lmHead.defined()) d.lmHead = d.embed;
   d.finalize();
@@ -150,16 +152,22 @@ struct Slot {
   std::string name;
 };
 
-// Model-level roles that sit with the final norm (the last stage); the others (embeddings, input
-// projection) sit with the embedding (the first).
+// The LM head's roles (with RoBERTa's masked-LM dense + norm before it): they sit on the head's device.
+bool IsHeadRole(Role r) {
+  return r == Role::LmHead || r == Role::LmHeadB || r == Role::HeadDenseW || r == Role::HeadDenseB ||
+         r == Role::HeadNormW || r == Role::HeadNormB;
+}
+
+// Model-level roles that sit with the final norm (the last stage) or the head; the others
+// (embeddings, input projection, RoBERTa's embedding norm) sit with the embedding (the first).
 bool IsOutputRole(Role r) {
-  return r == Role::FinalNormW || r == Role::FinalNormB || r == Role::ProjOut || r == Role::LmHead || r == Role::LmHeadB;
+  return r == Role::FinalNormW || r == Role::FinalNormB || r == Role::ProjOut || IsHeadRole(r);
 }
 
 // The device a checkpoint tensor is bound on (placement.h).
 at::Device DeviceFor(const Placement& p, const Slot& slot) {
   if (slot.layer >= 0) return p.layer(slot.layer);
-  if (slot.spec->role == Role::LmHead || slot.spec->role == Role::LmHeadB) return p.head();
+  if (IsHeadRole(slot.spec->role)) return p.head();
   return IsOutputRole(slot.spec->role) ? p.last() : p.embed();
 }
 
@@ -435,7 +443,8 @@ std::unique_ptr<Decoder> CreateRandomDecoder(const std::string& configJson, cons
     const Dims shape = slot.spec->shape(cfg);
     const Role r = slot.spec->role;
     const bool isNormWeight = r == Role::Ln1W || r == Role::Ln2W || r == Role::FinalNormW || r == Role::PostAttnNormW ||
-                              r == Role::PostMlpNormW || r == Role::QNormW || r == Role::KNormW;
+                              r == Role::PostMlpNormW || r == Role::QNormW || r == Role::KNormW ||
+                              r == Role::EmbedNormW || r == Role::HeadNormW;
     const bool isBias = shape.size() == 1 && !isNormWeight;
     at::Tensor t;
     if (isNormWeight) {

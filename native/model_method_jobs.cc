@@ -339,11 +339,14 @@ class SaveWeightsJob : public Job {
 
 class EvalJob : public Job {
  public:
-  EvalJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask, std::vector<int64_t> skip, int64_t topK)
-      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)), skip_(std::move(skip)), topK_(topK) {}
+  // labels: undefined for next-token evaluation; [batch, seq] for a masked LM (see EvaluateMaskedBatch).
+  EvalJob(Napi::Env env, std::shared_ptr<Decoder> d, at::Tensor ids, at::Tensor mask, at::Tensor labels, std::vector<int64_t> skip,
+          int64_t topK)
+      : Job(env), d_(std::move(d)), ids_(std::move(ids)), mask_(std::move(mask)), labels_(std::move(labels)), skip_(std::move(skip)),
+        topK_(topK) {}
   void Execute() override {
     c10::InferenceMode guard;
-    sums_ = EvaluateBatch(*d_, ids_, mask_, skip_, topK_);
+    sums_ = labels_.defined() ? EvaluateMaskedBatch(*d_, ids_, mask_, labels_, skip_, topK_) : EvaluateBatch(*d_, ids_, mask_, skip_, topK_);
   }
   Napi::Value OnOK(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
@@ -359,7 +362,7 @@ class EvalJob : public Job {
 
  private:
   std::shared_ptr<Decoder> d_;
-  at::Tensor ids_, mask_;
+  at::Tensor ids_, mask_, labels_;
   std::vector<int64_t> skip_;
   int64_t topK_;
   EvalSums sums_;
@@ -506,7 +509,8 @@ Napi::Value ModelWrap::TrainerClose(const Napi::CallbackInfo& info) {
   });
 }
 
-// evaluateBatch(ids: Int32Array, batch, seq, mask: Int32Array | null, skip: Int32Array, topK) -> Promise<sums>
+// evaluateBatch(ids: Int32Array, batch, seq, mask: Int32Array | null, skip: Int32Array, topK,
+//               labels?: Int32Array [batch, seq] (masked LM: original token at masked positions, -1 elsewhere)) -> Promise<sums>
 Napi::Value ModelWrap::EvaluateBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -519,7 +523,16 @@ Napi::Value ModelWrap::EvaluateBatch(const Napi::CallbackInfo& info) {
     std::vector<int64_t> skip(skipArr.Data(), skipArr.Data() + skipArr.ElementLength());
     const int64_t topK = info[5].As<Napi::Number>().Int64Value();
     if (topK < 1) throw Error(code::kInvalidArgument, "topK must be >= 1");
-    return Queue(env, std::make_unique<EvalJob>(env, d, std::move(ids), std::move(mask), std::move(skip), topK));
+    at::Tensor labels;
+    if (info.Length() > 6 && info[6].IsTypedArray()) {
+      labels = Int32Arg(info[6], batch, seq, "labels");
+      const int32_t* p = labels.data_ptr<int32_t>();
+      for (int64_t i = 0; i < batch * seq; ++i) {
+        if (p[i] < -1 || p[i] >= d->config().vocabSize) throw Error(code::kTokenOutOfRange, "labels: " + std::to_string(p[i]) + " is neither -1 nor a token id");
+      }
+      labels = labels.to(at::kLong);
+    }
+    return Queue(env, std::make_unique<EvalJob>(env, d, std::move(ids), std::move(mask), std::move(labels), std::move(skip), topK));
   });
 }
 

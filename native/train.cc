@@ -81,6 +81,7 @@ double Trainer::LearningRate(int64_t step) const {
 
 TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& rowWeights) {
   if (closed_) throw Error(code::kInvalidArgument, "train: this trainer is closed");
+  if (!d_->config().causal) throw Error(code::kNotCausalLm, "train: " + d_->config().architecture + " is a masked language model; training is next-token only");
   if (!started_) Start();
   size_t nWeights = 0;
   for (const Group& g : groups_) nWeights += g.weights.size();

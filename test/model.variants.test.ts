@@ -39,6 +39,9 @@ const expectedConfig: Record<string, Partial<ModelConfig>> = {
   phi3_window: { family: 'phi3', nKvHeads: 2, headDim: 16, dMlp: 96, tiedEmbeddings: false, vocabSize: 113 },
   olmo2_postnorm: { family: 'olmo2', nKvHeads: 2, headDim: 16, tiedEmbeddings: false, vocabSize: 127 },
   gptj_partial: { family: 'gptj', nHeads: 4, headDim: 16, dMlp: 96, tiedEmbeddings: false, vocabSize: 97 },
+  // Masked LMs (scripts/fixtures/make_roberta.py; the MLM-only checks are in model.roberta.test.ts).
+  roberta_mlm: { family: 'roberta', maskedLm: true, nHeads: 4, headDim: 8, dMlp: 64, tiedEmbeddings: true, vocabSize: 300, maxPositions: 38 },
+  roberta_untied: { family: 'roberta', maskedLm: true, nHeads: 3, headDim: 16, dMlp: 80, tiedEmbeddings: false, vocabSize: 101, maxPositions: 20, padTokenId: 3 },
 };
 
 describe('hf-variants fixtures are present', () => {
@@ -192,7 +195,7 @@ describe('families added by issue 15: saving and refused variants', () => {
     }
   });
 
-  it.each(['qwen3_qknorm', 'gemma_mqa', 'gemma2_window', 'gemma3_window', 'phi3_window', 'olmo2_postnorm', 'gptj_partial'])(
+  it.each(['qwen3_qknorm', 'gemma_mqa', 'gemma2_window', 'gemma3_window', 'phi3_window', 'olmo2_postnorm', 'gptj_partial', 'roberta_mlm', 'roberta_untied'])(
     'createRandomModel builds %s from its config.json with every weight bound', async (name) => {
       const config = JSON.parse(readFileSync(join(variantsDir, name, 'config.json'), 'utf8'));
       const fromFile = await loadModel(join(variantsDir, name), { dtype: 'float32' });

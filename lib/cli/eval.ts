@@ -99,7 +99,7 @@ export const evalCommand: Command = {
       const rows: Array<[string, string]> = [
         ['model', `${model.dir} (${model.config.architecture}, ${model.device}, ${model.dtype})`],
         ['data', data.source],
-        ['tokens', `${r.tokens} predicted`],
+        ['tokens', model.config.maskedLm ? `${r.tokens} masked and predicted (masked LM: 15% of the non-special tokens)` : `${r.tokens} predicted`],
         ['loss', r.loss.toFixed(4)],
         ['perplexity', r.perplexity.toFixed(2)],
         ['top1', percent(r.top1)],

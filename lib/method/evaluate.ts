@@ -1,7 +1,9 @@
 /**
  * model.evaluate(): next-token top-1 / top-k accuracy, loss and perplexity, and the same accuracies
  * over targets outside the dataset's most common tokens, computed natively on the device in chunks
- * (no logits cross into JS).
+ * (no logits cross into JS). On a masked LM (RoBERTa) the same metrics are those of masked tokens:
+ * a seeded share of each batch's real, non-special tokens is replaced by the mask token and each
+ * masked position predicts its own original token (no shift).
  */
 import { ExciseError, invalidArgument, withCallerStack, checkSignal, checkKeys, positiveInt } from '../errors.js';
 import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, type DocumentProvider, type DocumentSource, type LongDocs, type TokenBatch, type TokenUsage } from '../data/batches.js';
@@ -33,10 +35,21 @@ export interface EvaluateOptions {
    * one process. onProgress then counts this rank's tokens.
    */
   group?: ProcessGroup;
+  /**
+   * Masked LMs only (model.config.maskedLm): the share of real, non-special tokens replaced by the
+   * mask token, each chosen independently with this probability (default 0.15, as RoBERTa's
+   * training; 1 masks every one). Every chosen token becomes the mask token (the selective-pruning
+   * reference's choice; no 80/10/10 random/unchanged split as Hugging Face's collator does).
+   */
+  maskFraction?: number;
+  /** Masked LMs only: seed of the choice of masked tokens (integer in [0, 2^32), default 0); batch i's choice depends only on the seed and i. */
+  maskSeed?: number;
+  /** Masked LMs only: the mask token id (default: the tokenizer's "<mask>"). */
+  maskTokenId?: number;
 }
 
 export interface EvalResult {
-  /** Predicted positions (targets that are real tokens). */
+  /** Predicted positions (targets that are real tokens; for a masked LM the masked tokens). */
   tokens: number;
   /** Mean cross-entropy, nats per token. */
   loss: number;
@@ -62,15 +75,82 @@ export interface EvalResult {
 export interface EvaluateTarget {
   handle: NativeModel;
   tokenizer: Tokenizer | undefined;
-  config: { vocabSize: number; maxPositions: number };
+  config: { vocabSize: number; maxPositions: number; maskedLm?: boolean; bosTokenId?: number; eosTokenIds?: readonly number[]; padTokenId?: number };
 }
 
-/** The n most frequent token ids in the batches (ties: lower id first). */
-export function mostCommonTokens(batches: readonly TokenBatch[], n: number): number[] {
+/** How a masked LM's batches are masked (see EvaluateOptions.maskFraction). */
+interface Masking {
+  fraction: number;
+  seed: number;
+  maskTokenId: number;
+  /** Never masked: the tokenizer's special tokens, the config's bos/eos/pad ids and the mask token. */
+  special: Set<number>;
+}
+
+const MASK_OPTIONS = ['maskFraction', 'maskSeed', 'maskTokenId'] as const;
+
+function maskingOf(target: EvaluateTarget, options: EvaluateOptions): Masking | undefined {
+  const given = MASK_OPTIONS.filter((k) => options[k] !== undefined);
+  if (!target.config.maskedLm) {
+    if (given.length > 0) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: ${given.join(', ')} apply to masked language models only; this model predicts the next token`);
+    return undefined;
+  }
+  const fraction = options.maskFraction ?? 0.15;
+  if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) throw invalidArgument('evaluate: maskFraction', 'a number in (0, 1]', fraction);
+  const seed = options.maskSeed ?? 0;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw invalidArgument('evaluate: maskSeed', 'an integer in [0, 2^32)', seed);
+  const maskTokenId = options.maskTokenId ?? target.tokenizer?.tokenToId('<mask>');
+  if (maskTokenId === undefined) {
+    throw new ExciseError('ERR_INVALID_ARGUMENT', 'evaluate: maskTokenId is needed: this masked language model has no tokenizer with a "<mask>" token');
+  }
+  if (!Number.isInteger(maskTokenId) || maskTokenId < 0 || maskTokenId >= target.config.vocabSize) {
+    throw invalidArgument('evaluate: maskTokenId', `a token id in [0, ${target.config.vocabSize})`, maskTokenId);
+  }
+  const { bosTokenId, eosTokenIds = [], padTokenId } = target.config;
+  const special = new Set<number>([maskTokenId, ...eosTokenIds, ...(target.tokenizer?.specialTokenIds() ?? [])]);
+  if (bosTokenId !== undefined) special.add(bosTokenId);
+  if (padTokenId !== undefined) special.add(padTokenId);
+  return { fraction, seed, maskTokenId, special };
+}
+
+/** A uniform [0, 1) stream for batch `batch` under `seed` (mulberry32 from a mixed 32-bit state). */
+function maskRandom(seed: number, batch: number): () => number {
+  let s = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(batch + 1, 0xc2b2ae35)) >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Batch `index` with its chosen tokens replaced by the mask token: the ids to run and the labels
+ * (original token at each masked position, -1 elsewhere). Padding and special tokens are never chosen.
+ */
+function maskBatch(b: TokenBatch, index: number, m: Masking): { ids: Int32Array; labels: Int32Array; masked: number } {
+  const ids = Int32Array.from(b.data);
+  const labels = new Int32Array(ids.length).fill(-1);
+  const random = maskRandom(m.seed, index);
+  let masked = 0;
+  for (let i = 0; i < ids.length; i++) {
+    if ((b.mask && b.mask[i] === 0) || m.special.has(ids[i])) continue;
+    if (random() < m.fraction) {
+      labels[i] = ids[i];
+      ids[i] = m.maskTokenId;
+      masked++;
+    }
+  }
+  return { ids, labels, masked };
+}
+
+/** The n most frequent token ids in the batches (ties: lower id first), leaving out `exclude`. */
+export function mostCommonTokens(batches: readonly TokenBatch[], n: number, exclude?: ReadonlySet<number>): number[] {
   const counts = new Map<number, number>();
   for (const b of batches) {
     for (let i = 0; i < b.data.length; i++) {
-      if (b.mask && b.mask[i] === 0) continue;
+      if ((b.mask && b.mask[i] === 0) || exclude?.has(b.data[i])) continue;
       counts.set(b.data[i], (counts.get(b.data[i]) ?? 0) + 1);
     }
   }
@@ -78,7 +158,7 @@ export function mostCommonTokens(batches: readonly TokenBatch[], n: number): num
 }
 
 export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: DocumentSource | DocumentProvider, options: EvaluateOptions = {}): Promise<EvalResult> {
-  const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'longDocs', 'skipTokens', 'skipTopN', 'onProgress', 'signal', 'group'];
+  const allowed = ['maxTokens', 'topK', 'batchSize', 'maxLength', 'longDocs', 'skipTokens', 'skipTopN', 'onProgress', 'signal', 'group', ...MASK_OPTIONS];
   checkKeys('evaluate', options, allowed);
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArgument('evaluate: onProgress', 'a function', options.onProgress);
   checkSignal('evaluate', options.signal);
@@ -98,6 +178,7 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
   if (options.skipTokens !== undefined && (!Array.isArray(options.skipTokens) || !options.skipTokens.every((t) => Number.isInteger(t)))) {
     throw invalidArgument('evaluate: skipTokens', 'an array of token ids', options.skipTokens);
   }
+  const masking = maskingOf(target, options);
 
   const group = checkGroup('evaluate', options.group);
   return asGroupMember(group, async () => {
@@ -105,7 +186,8 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
   const batches: TokenBatch[] = [];
   for await (const b of tokenBatches(source, { tokenizer: target.tokenizer, vocabSize: config.vocabSize, maxTokens, maxLength, batchSize, longDocs, usage })) batches.push(b);
   if (batches.length === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'evaluate: the source has no tokens');
-  const skipTokens = options.skipTokens ? [...options.skipTokens] : mostCommonTokens(batches, skipTopN);
+  // A masked LM's targets are never special tokens: the most common ones are counted among the rest.
+  const skipTokens = options.skipTokens ? [...options.skipTokens] : mostCommonTokens(batches, skipTopN, masking?.special);
   const skip = Int32Array.from(skipTokens);
 
   // Per batch: [tokens, lossSum, top1, topk, skipTokens, top1Skip, topkSkip]. With a group, each rank
@@ -132,7 +214,11 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
       if (group && !group.ownsBatch(i)) continue;  // another rank's batch
       group?.checkPeers();
       const b = batches[i];
-      const sums = withCallerStack(() => target.handle.evaluateBatch(b.data, b.batch, b.seq, b.mask, skip, topK));
+      // A masked LM runs the batch with its chosen tokens masked; the labels say what each predicts.
+      const m = masking ? maskBatch(b, i, masking) : undefined;
+      const sums = withCallerStack(() => m
+        ? target.handle.evaluateBatch(m.ids, b.batch, b.seq, b.mask, skip, topK, m.labels)
+        : target.handle.evaluateBatch(b.data, b.batch, b.seq, b.mask, skip, topK));
       sums.catch(() => {});  // handled where it is awaited
       inFlight.push({ sums, index: i, tokens: b.tokens });
       if (inFlight.length >= 2) await record();
@@ -148,6 +234,7 @@ export async function evaluateModel(target: EvaluateTarget, sourceOrDataset: Doc
     tokens += rows[at]; lossSum += rows[at + 1]; top1 += rows[at + 2]; topk += rows[at + 3];
     skipCounted += rows[at + 4]; top1Skip += rows[at + 5]; topkSkip += rows[at + 6];
   }
+  if (tokens === 0 && masking) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluate: no token was masked (maskFraction ${masking.fraction} of the real, non-special tokens)`);
   if (tokens === 0) throw new ExciseError('ERR_INVALID_ARGUMENT', 'evaluate: no document has two or more tokens, so nothing can be predicted');
   const loss = lossSum / tokens;
   return {

@@ -80,6 +80,9 @@ const UNSUPPORTED_UNLESS: Array<[string, (v: unknown) => boolean]> = [
 ];
 
 export function createServer(model: Model, options: ServerOptions = {}): ExciseServer {
+  if (model.config?.maskedLm) {
+    throw new ExciseError('ERR_NOT_CAUSAL_LM', `createServer: ${model.dir ?? 'the model'} (${model.config.architecture}) is a masked language model and cannot generate completions`);
+  }
   const modelName = options.modelName ?? (model.dir ? basename(model.dir) : 'excise-model');
   const maxTokensCap = options.maxTokens ?? 512;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;

@@ -24,6 +24,15 @@ namespace excise {
   X(FinalNormB, Model, "final norm bias", s.finalNorm.bias = t)                                        \
   X(LmHead, Model, "LM head", s.lmHead = t)                                                            \
   X(LmHeadB, Model, "LM head bias", s.lmHeadBias = t)                                                  \
+  /* RoBERTa: token type 0's row is added to every embedding; LayerNorm after the embedding sum */       \
+  X(TokenTypeEmbed, Model, "token type embedding", s.tokenTypeEmbed = t)                                \
+  X(EmbedNormW, Model, "embedding norm weight", s.embedNorm.weight = t)                                 \
+  X(EmbedNormB, Model, "embedding norm bias", s.embedNorm.bias = t)                                     \
+  /* masked-LM head before the (tied) decoder: LayerNorm(gelu(dense(x))) */                             \
+  X(HeadDenseW, Model, "MLM head dense weight", SetWeight(s.headDense, t, inputMajor))                  \
+  X(HeadDenseB, Model, "MLM head dense bias", s.headDense.bias = t)                                     \
+  X(HeadNormW, Model, "MLM head norm weight", s.headNorm.weight = t)                                    \
+  X(HeadNormB, Model, "MLM head norm bias", s.headNorm.bias = t)                                        \
   X(Ln1W, Layer, "attention norm weight", s.ln1.weight = t)                                            \
   X(Ln1B, Layer, "attention norm bias", s.ln1.bias = t)                                                \
   X(Ln2W, Layer, "MLP norm weight", s.ln2.weight = t)                                                  \

@@ -17,7 +17,8 @@ namespace excise {
   X(Gemma3Family)           \
   X(Phi3Family)             \
   X(Olmo2Family)            \
-  X(GptJFamily)
+  X(GptJFamily)            \
+  X(RobertaFamily) /* masked LM */
 
 #define EXCISE_DECLARE_FAMILY(fn) const FamilyAdapter& fn();
 EXCISE_FAMILIES(EXCISE_DECLARE_FAMILY)
