@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadOptions, UsageError } from '../lib/cli/args.js';
 import {
-  loadDataset, loadModel, createRandomModel, runtimeInfo, scoreNeurons, selectNeurons, ExciseError, type Model, type ModelPlacement,
+  loadDataset, loadModel, createRandomModel, runtimeInfo, scoreNeurons, selectivePrune, selectNeurons, ExciseError, type Model, type ModelPlacement,
 } from '../lib/index.js';
 import { fixturesDir, goldenCases, goldenDir, maxAbsDiff, readGolden } from './helpers/golden.js';
 
@@ -154,6 +154,24 @@ describe('the demo model on one device and split over two and three', () => {
     const [r1, r2] = await Promise.all([one.forward(ids), two.forward(ids)]);
     expectSame(r1.logits, before.logits, 'restored (1 device)');
     expectSame(r2.logits, before.logits, 'restored (2 devices)');
+  });
+});
+
+describe('selectivePrune on a split model', () => {
+  it('two steps give the same report (metrics, pruned neurons) and the same pruned logits as on one device', async () => {
+    const [one, two] = await Promise.all([loadModel(demoDir), loadModel(demoDir, { devices: ['cpu', 'cpu'] })]);
+    const run = (m: Model) => selectivePrune(m, {
+      forget: loadDataset(python), retain: loadDataset(prose), ffFrac: 0.02, attnFrac: 0.01, steps: 2,
+      collectTokens: 400, evalTokens: 300, maxLength: 64,
+    });
+    const [r1, r2] = await Promise.all([run(one), run(two)]);
+    const withoutTimes = (r: typeof r1) => r.steps.map(({ seconds: _seconds, ...rest }) => rest);
+    expect(withoutTimes(r2)).toEqual(withoutTimes(r1));
+    expect(r2.totalPruned).toEqual(r1.totalPruned);
+    expect(r1.totalPruned.ff).toBeGreaterThan(0);
+    const ids = [one.tokenizer.encode('import os\nprint(os.getcwd())')];
+    expectSame((await two.forward(ids)).logits, (await one.forward(ids)).logits, 'logits after selectivePrune');
+    await Promise.all([one.dispose(), two.dispose()]);
   });
 });
 
