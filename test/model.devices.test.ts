@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadOptions, UsageError } from '../lib/cli/args.js';
+import { launchSettings } from '../lib/cli/launch.js';
 import {
   loadDataset, loadModel, createRandomModel, runtimeInfo, scoreNeurons, selectivePrune, selectNeurons, ExciseError, type Model, type ModelPlacement,
 } from '../lib/index.js';
@@ -272,5 +273,8 @@ describe('the command line', () => {
     expect(loadOptions({ device: 'auto' })).toEqual({ device: 'auto' });
     expect(() => loadOptions({ device: 'cpu', devices: 'cpu,cpu' })).toThrow(UsageError);
     expect(() => loadOptions({ devices: 'cpu,gpu' })).toThrow(/--devices: expected a comma-separated list/);
+    // --nproc workers would all take the same devices.
+    expect(() => launchSettings({ nproc: '2', devices: 'cpu,cpu' }, {})).toThrow(/--nproc 2 with --devices: every worker would load its model onto the same devices/);
+    expect(() => launchSettings({ nproc: '2', device: 'auto' }, {})).toThrow(/--nproc 2 with --device auto/);
   });
 });
