@@ -224,6 +224,9 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   decoder_ = *d;
   identity_ = decoder_.get();
   prune_ = std::make_shared<PruneState>(decoder_->config());
+  // The queue's device guard makes the first device current for every job. A model split over
+  // several devices needs nothing more: CUDA kernels run on their tensors' device, and every tensor
+  // the jobs and the decoder make names its device (placement.h).
   queue_ = std::make_unique<JobQueue>(info.Env(), decoder_->device());
 }
 

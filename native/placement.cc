@@ -1,9 +1,14 @@
 #include "placement.h"
 
-#include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/DeviceGuard.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 10)
+#define EXCISE_HAS_DEVICE_MEMORY_INFO 1
+#include <c10/core/CachingDeviceAllocator.h>  // DeviceAllocator::getMemoryInfo (LibTorch 2.10+)
+#else
+#define EXCISE_HAS_DEVICE_MEMORY_INFO 0
+#endif
 
 #include <algorithm>
 
@@ -74,7 +79,7 @@ AutoDevices ResolveAutoDevices() {
   // Free memory per GPU, as torch.cuda.mem_get_info reports it (cudaMemGetInfo), through the
   // device-generic allocator interface: no CUDA headers in this build. LibTorch before 2.10 has no
   // such query: then every GPU weighs the same (a balanced split by bytes).
-#if (TORCH_VERSION_MAJOR > 2) || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 10)
+#if EXCISE_HAS_DEVICE_MEMORY_INFO
   try {
     std::vector<double> freeBytes;
     for (int i = 0; i < count; ++i) {

@@ -15,6 +15,8 @@ interface Args {
   grouped: boolean;
   out: string;
   timeoutMs?: number;
+  /** Load the model split over these devices (a split replica: README "Models larger than one device"). */
+  devices?: ('cpu')[];
 }
 
 const args = JSON.parse(process.argv[2]) as Args;
@@ -34,7 +36,7 @@ async function main() {
   const group = args.grouped ? await initDistributed({ timeoutMs: args.timeoutMs ?? 60_000 }) : undefined;
   const rank = group?.rank ?? 0;
   const outFile = `${args.out}.rank${rank}.json`;
-  const model = await loadModel(modelDir);
+  const model = await loadModel(modelDir, args.devices ? { devices: args.devices } : {});
   const forget = documents(1, 150);
   const retain = documents(2, 150);
 
