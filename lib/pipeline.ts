@@ -63,6 +63,14 @@ export interface SelectivePruneOptions {
   maxLength?: number;
   /** Documents longer than maxLength: 'split' into windows or 'truncate'd (passed to collect and evaluate). */
   longDocs?: 'split' | 'truncate';
+  /**
+   * Masked LMs only (RoBERTa): the share of tokens each evaluation masks (default 0.15), its seed
+   * (default 0) and the mask token (default the tokenizer's <mask>), as evaluate's options of the
+   * same names. Every step masks the same tokens.
+   */
+  maskFraction?: number;
+  maskSeed?: number;
+  maskTokenId?: number;
   stopWhen?: StopWhen;
   /** Stops after the current batch; resolves with the report so far (stoppedBy 'aborted'). */
   signal?: AbortSignal;
@@ -108,6 +116,8 @@ export interface PruneReport {
     ffFrac: number; attnFrac: number; steps: number; iterative: boolean; collectTokens: number; evalTokens: number;
     scoring: { ff: Scoring; attn: Scoring }; eps: { ff: number; attn: number }; selection: 'selective' | 'random';
     seed: number; evalFraction: number; sets: { forget: string; retain: string; evals: Record<string, string> };
+    /** Masked LMs: how evaluation masked tokens (see SelectivePruneOptions.maskFraction). */
+    masking?: { fraction: number; seed: number; maskTokenId?: number };
   };
   steps: StepReport[];
   stoppedBy: 'steps' | 'stopWhen' | 'aborted' | 'exhausted';
@@ -152,7 +162,7 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 export async function selectivePrune(model: Model, options: SelectivePruneOptions): Promise<PruneReport> {
   if (options === null || typeof options !== 'object') throw invalidArgument('selectivePrune(model, options)', 'an options object', options);
   const allowed = ['forget', 'retain', 'evals', 'ffFrac', 'attnFrac', 'steps', 'iterative', 'collectTokens', 'evalTokens', 'scoring',
-    'eps', 'scorer', 'selection', 'seed', 'evalFraction', 'batchSize', 'maxLength', 'longDocs', 'stopWhen', 'signal', 'onProgress', 'onStep', 'resume', 'group'];
+    'eps', 'scorer', 'selection', 'seed', 'evalFraction', 'batchSize', 'maxLength', 'longDocs', 'maskFraction', 'maskSeed', 'maskTokenId', 'stopWhen', 'signal', 'onProgress', 'onStep', 'resume', 'group'];
   checkKeys('selectivePrune', options, allowed);
   const ffFrac = checkFraction('ffFrac', options.ffFrac ?? 0.02, true);
   const attnFrac = checkFraction('attnFrac', options.attnFrac ?? 0, true);
@@ -177,6 +187,21 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
   const longDocs = options.longDocs !== undefined ? { longDocs: options.longDocs } : {};
   const group = checkGroup('selectivePrune', options.group);
   const grouped = group ? { group } : {};
+  // Masked LMs evaluate masked tokens (evaluate's masking options, checked there: here only whether they apply).
+  const maskGiven = (['maskFraction', 'maskSeed', 'maskTokenId'] as const).filter((k) => options[k] !== undefined);
+  if (!model.config.maskedLm && maskGiven.length > 0) {
+    throw new ExciseError('ERR_INVALID_ARGUMENT', `selectivePrune: ${maskGiven.join(', ')} apply to masked language models only; this model predicts the next token`);
+  }
+  const masking: { fraction: number; seed: number; maskTokenId?: number } | undefined = model.config.maskedLm
+    ? { fraction: checkFraction('maskFraction', options.maskFraction ?? 0.15, false), seed: nonNegativeInt('maskSeed', options.maskSeed ?? 0) }
+    : undefined;
+  if (masking && masking.seed > 0xffffffff) throw invalidArgument('maskSeed', 'an integer in [0, 2^32)', masking.seed);
+  if (masking && options.maskTokenId !== undefined) {
+    const id = options.maskTokenId;
+    if (!Number.isInteger(id) || id < 0 || id >= model.config.vocabSize) throw invalidArgument('maskTokenId', `a token id in [0, ${model.config.vocabSize})`, id);
+    masking.maskTokenId = id;
+  }
+  const maskOptions = masking ? { maskFraction: masking.fraction, maskSeed: masking.seed, ...(masking.maskTokenId !== undefined ? { maskTokenId: masking.maskTokenId } : {}) } : {};
 
   // Datasets: each split deterministically into a part for statistics and a part for evaluation.
   const forget = asDataset(options.forget, 'forget');
@@ -237,6 +262,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
       options: {
         ffFrac, attnFrac, steps, iterative, collectTokens, evalTokens, scoring, eps, selection: selectionMode, seed, evalFraction,
         sets: { forget: describeSet(forget), retain: describeSet(retain), evals: Object.fromEntries(evalSets.slice(2).map(([n, d]) => [n, describeSet(d)])) },
+        ...(masking ? { masking } : {}),
       },
       steps: [],
       stoppedBy: 'steps',
@@ -249,7 +275,7 @@ export async function selectivePrune(model: Model, options: SelectivePruneOption
     const metrics: Record<string, SetMetrics> = {};
     for (const [name, ds] of evalSets) {
       const r = await model.evaluate(ds, {
-        maxTokens: evalTokens, batchSize, maxLength, ...longDocs, ...grouped, skipTokens: skipTokens.get(name), signal,
+        maxTokens: evalTokens, batchSize, maxLength, ...longDocs, ...grouped, ...maskOptions, skipTokens: skipTokens.get(name), signal,
         onProgress: progress(step, 'evaluate', name, evalTokens),
       });
       skipTokens.set(name, r.skipTokens);

@@ -9,7 +9,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRandomModel, createServer, ExciseError, loadModel, readSafetensors, selectivePrune, Tokenizer, writeSafetensors, type Model } from '../lib/index.js';
-import { loadDataset, splitDataset } from '../lib/data/datasets.js';
+import { loadDataset, splitDataset, toDataset } from '../lib/data/datasets.js';
 import type { PruneReport } from '../lib/pipeline.js';
 import { fixturesDir, maxAbsDiff, readGolden, type Golden } from './helpers/golden.js';
 
@@ -135,6 +135,10 @@ describe('RoBERTa masked LM', () => {
       const err = await untied.evaluate([[0, 5, 6, 2]]).then(() => null, (e: unknown) => e);
       expect((err as ExciseError).message).toMatch(/maskTokenId is needed/);
       expect((await untied.evaluate([[0, 5, 6, 2]], { maskTokenId: 4, maskFraction: 1 })).tokens).toBe(2);
+      // selectivePrune passes maskTokenId on to every evaluation (and records it).
+      const docs = Array.from({ length: 12 }, (_, d) => [0, ...Array.from({ length: 12 }, (_, i) => 5 + ((d * 13 + i * 5) % 60)), 2]);
+      const rep = await selectivePrune(untied, { forget: docs, retain: docs, steps: 1, ffFrac: 0.05, collectTokens: 60, evalTokens: 60, evalFraction: 0.5, maskTokenId: 4 });
+      expect(rep.options.masking).toEqual({ fraction: 0.15, seed: 0, maskTokenId: 4 });
     } finally {
       await untied.dispose();
     }
@@ -143,6 +147,8 @@ describe('RoBERTa masked LM', () => {
       const err = await causal.evaluate([[1, 2, 3]], { maskFraction: 0.5 }).then(() => null, (e: unknown) => e);
       expect((err as ExciseError).code).toBe('ERR_INVALID_ARGUMENT');
       expect((err as ExciseError).message).toContain('masked language models only');
+      const viaPrune = await selectivePrune(causal, { forget: [[1, 2, 3]], retain: [[1, 2, 3]], maskSeed: 1 }).then(() => null, (e: unknown) => e);
+      expect(viaPrune).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: 'selectivePrune: maskSeed apply to masked language models only; this model predicts the next token' });
     } finally {
       await causal.dispose();
     }
@@ -259,6 +265,18 @@ describe('RoBERTa masked LM', () => {
         expect(Number.isFinite(step.metrics.forget.loss)).toBe(true);
       }
       expect(report.steps[1].metrics.forget.loss).not.toBe(report.steps[0].metrics.forget.loss);
+      expect(report.options.masking).toEqual({ fraction: 0.15, seed: 0 });
+      // maskFraction / maskSeed reach every evaluation: step 0 is the unpruned model's masked evaluation of the held-out part.
+      await m.restore();
+      const masked = await selectivePrune(m, { forget, retain, steps: 1, ffFrac: 0.05, collectTokens: 300, evalTokens: 200, evalFraction: 0.3, maskFraction: 0.5, maskSeed: 3 });
+      await m.restore();
+      const held = splitDataset(toDataset(forget), { evalFraction: 0.3, seed: 0 }).evaluate;
+      const ev = await m.evaluate(held, { maxTokens: 200, maskFraction: 0.5, maskSeed: 3 });
+      expect(masked.steps[0].metrics.forget.tokens).toBe(ev.tokens);
+      expect(masked.steps[0].metrics.forget.loss).toBe(ev.loss);
+      expect(masked.steps[0].metrics.forget.tokens).toBeGreaterThan(report.steps[0].metrics.forget.tokens);
+      const bad = await selectivePrune(m, { forget, retain, steps: 1, maskFraction: 0 }).then(() => null, (e: unknown) => e);
+      expect(bad).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: 'maskFraction: expected a fraction in (0, 1], received the number 0' });
     } finally {
       await m.dispose();
     }
@@ -271,7 +289,7 @@ describe('RoBERTa masked LM', () => {
     writeFileSync(forget, Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `numbers ${i} and symbols #$% ${i * 7}` })).join('\n') + '\n');
     writeFileSync(retain, Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `Hello world ${i}! The lazy dog.` })).join('\n') + '\n');
     const r = await run(['prune', '--model', mlmDir, '--forget', forget, '--retain', retain, '--steps', '1',
-      '--collect-tokens', '200', '--eval-tokens', '200', '--ff-frac', '0.05', '--out', dir]);
+      '--collect-tokens', '200', '--eval-tokens', '200', '--ff-frac', '0.05', '--mask-fraction', '0.3', '--mask-seed', '5', '--out', dir]);
     expect(r.stderr).not.toMatch(/excise: /);
     expect(r.status).toBe(0);
     const report: PruneReport = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
@@ -279,8 +297,15 @@ describe('RoBERTa masked LM', () => {
     try {
       expect(saved.config.maskedLm).toBe(true);
       const part = splitDataset(loadDataset(forget), { evalFraction: 0.1, seed: 0 }).evaluate;
-      const ev = await saved.evaluate(part, { maxTokens: 200 });
+      expect(report.options.masking).toEqual({ fraction: 0.3, seed: 5 });
+      const ev = await saved.evaluate(part, { maxTokens: 200, maskFraction: 0.3, maskSeed: 5 });
       const last = report.steps[1].metrics.forget;
+      // excise eval --mask-fraction / --mask-seed: the same masked-token metrics.
+      const e = await run(['eval', '--model', join(dir, 'model'), '--data', forget, '--tokens', '200', '--mask-fraction', '0.3', '--mask-seed', '5', '--json']);
+      expect(e.status).toBe(0);
+      const printed = JSON.parse(e.stdout);
+      const direct = await saved.evaluate(loadDataset(forget), { maxTokens: 200, maskFraction: 0.3, maskSeed: 5 });
+      expect({ tokens: printed.tokens, loss: printed.loss, top1: printed.top1 }).toEqual({ tokens: direct.tokens, loss: direct.loss, top1: direct.top1 });
       expect({ tokens: ev.tokens, loss: ev.loss, top1: ev.top1 }).toEqual({ tokens: last.tokens, loss: last.loss, top1: last.top1 });
     } finally {
       await saved.dispose();

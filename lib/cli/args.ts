@@ -95,6 +95,25 @@ export function parseCount(name: string, text: string, { allowZero = false, suff
   return v;
 }
 
+/**
+ * --mask-fraction F / --mask-seed N: how a masked LM's evaluation masks tokens (evaluate's
+ * maskFraction and maskSeed). Only the flags given are returned: on a model that predicts the next
+ * token, evaluate refuses them.
+ */
+export const MASKING_OPTIONS: OptionSpec = { 'mask-fraction': { type: 'string' }, 'mask-seed': { type: 'string' } };
+
+export function parseMaskingFlags(values: ParsedValues): { maskFraction?: number; maskSeed?: number } {
+  const out: { maskFraction?: number; maskSeed?: number } = {};
+  const fraction = str(values, 'mask-fraction');
+  if (fraction !== undefined) out.maskFraction = parseFraction('mask-fraction', fraction, { allowZero: false });
+  const seed = str(values, 'mask-seed');
+  if (seed !== undefined) {
+    out.maskSeed = parseCount('mask-seed', seed, { allowZero: true });
+    if (out.maskSeed > 0xffffffff) throw new UsageError(`--mask-seed: expected an integer in [0, 2^32), received ${JSON.stringify(seed)}`);
+  }
+  return out;
+}
+
 export function parseDevice(text: string | undefined): Device | 'auto' | undefined {
   if (text === undefined) return undefined;
   if (text === 'auto') return 'auto';

@@ -4,7 +4,7 @@
 import { ExciseError } from '../errors.js';
 import { readChoicesFile } from '../method/choices.js';
 import { percent } from '../report/table.js';
-import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, delimiterFlag, type OptionSpec, type ParsedValues } from './args.js';
+import { flag, loadOptions, MASKING_OPTIONS, MODEL_OPTIONS, parseCount, parseMaskingFlags, parseCommandArgs, requireStr, str, delimiterFlag, type OptionSpec, type ParsedValues } from './args.js';
 import { checkMaxLength, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
 import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
 import { groupFromEnv, LAUNCH_HELP, LAUNCH_OPTIONS, launchSettings, launchWorkers, workerDevice } from './launch.js';
@@ -22,6 +22,7 @@ const OPTIONS: OptionSpec = {
   'num-fewshot': { type: 'string' },
   seed: { type: 'string' },
   'target-delimiter': { type: 'string' },
+  ...MASKING_OPTIONS,
   ...MODEL_OPTIONS,
   ...DATA_OPTIONS,
   ...LAUNCH_OPTIONS,
@@ -51,6 +52,9 @@ lm-evaluation-harness does: the summed log-likelihood of each choice after the q
   --devices D1,D2,...  one model split over these devices (e.g. cuda:0,cuda:1)
   --dtype T            float32, float16 or bfloat16
   --json               print the metrics as JSON
+  --mask-fraction F    masked LMs (RoBERTa): share of the non-special tokens masked and predicted,
+                       in (0, 1] (default 0.15)
+  --mask-seed N        masked LMs: seeds which tokens are masked (default 0)
 ${dataHelp(false)}${LAUNCH_HELP}`;
 
 export const evalCommand: Command = {
@@ -62,7 +66,12 @@ export const evalCommand: Command = {
     const launch = launchSettings(values, io.env);
     const modelDir = requireStr(values, 'model', 'eval');
     const choicesFile = str(values, 'choices');
-    if (choicesFile !== undefined) return runChoices(values, modelDir, choicesFile, io);
+    if (choicesFile !== undefined) {
+      for (const only of ['mask-fraction', 'mask-seed']) {
+        if (values[only] !== undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', `eval: --${only} applies to --data on a masked LM only`);
+      }
+      return runChoices(values, modelDir, choicesFile, io);
+    }
     for (const only of ['fewshot', 'num-fewshot', 'target-delimiter']) {
       if (values[only] !== undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', `eval: --${only} applies to --choices only`);
     }
@@ -71,6 +80,7 @@ export const evalCommand: Command = {
     const topK = parseCount('top-k', str(values, 'top-k') ?? '10');
     const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
     const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
+    const masking = parseMaskingFlags(values);
     const load = loadOptions(values);
     const flags = parseDataFlags(values, ['data']);
     const data = await openDataset('--data', dataSpec, undefined, flags.forSet('data'));
@@ -81,7 +91,7 @@ export const evalCommand: Command = {
     try {
       checkMaxLength(model, maxLength);
       const r = await model.evaluate(data, {
-        maxTokens: tokens, topK, batchSize, maxLength, ...longDocsOption(flags.longDocs),
+        maxTokens: tokens, topK, batchSize, maxLength, ...longDocsOption(flags.longDocs), ...masking,
         onProgress: (done) => io.progress.update(`evaluating ${data.name}`, done, tokens),
         ...(group ? { group } : {}),
       });
@@ -99,7 +109,7 @@ export const evalCommand: Command = {
       const rows: Array<[string, string]> = [
         ['model', `${model.dir} (${model.config.architecture}, ${model.device}, ${model.dtype})`],
         ['data', data.source],
-        ['tokens', model.config.maskedLm ? `${r.tokens} masked and predicted (masked LM: 15% of the non-special tokens)` : `${r.tokens} predicted`],
+        ['tokens', model.config.maskedLm ? `${r.tokens} masked and predicted (masked LM: ${+((masking.maskFraction ?? 0.15) * 100).toFixed(4)}% of the non-special tokens)` : `${r.tokens} predicted`],
         ['loss', r.loss.toFixed(4)],
         ['perplexity', r.perplexity.toFixed(2)],
         ['top1', percent(r.top1)],

@@ -23,7 +23,7 @@ import type { ProcessGroup } from '../distributed.js';
 import { groupFromEnv, isDistributedWorker, launchFlags, LAUNCH_HELP, LAUNCH_OPTIONS, launchSettings, launchWorkers, workerDevice } from './launch.js';
 import { percent, prunedAt } from '../report/table.js';
 import {
-  UsageError, flag, parseCommandArgs, parseCount, parseDevice, parseDevices, parseDtype, parseFraction, str, type OptionSpec, type ParsedValues,
+  UsageError, flag, MASKING_OPTIONS, parseCommandArgs, parseMaskingFlags, parseCount, parseDevice, parseDevices, parseDtype, parseFraction, str, type OptionSpec, type ParsedValues,
 } from './args.js';
 import {
   checkMaxLength, checkWritable, hasDocument, invocation, loadTextModel, openDataset, removeCreated, reportDatasets, shellQuote, type CliIO, type Command,
@@ -61,6 +61,9 @@ export interface PruneSettings {
   longDocs?: LongDocs;
   /** The dtype the pruned model is saved in (default: the checkpoint's). */
   saveDtype?: Dtype;
+  /** Masked LMs: --mask-fraction / --mask-seed (selectivePrune's maskFraction / maskSeed). */
+  maskFraction?: number;
+  maskSeed?: number;
 }
 
 /** state.json: the pipeline's state plus the settings it ran with. */
@@ -78,6 +81,7 @@ const FLAG_OF: Record<keyof PruneSettings, string> = {
   seed: '--seed', evalFraction: '--eval-fraction', iterative: '--collect-once', stopForgetBelow: '--stop-forget-below',
   stopRetainDrop: '--stop-retain-drop', device: '--device', devices: '--devices', dtype: '--dtype', batchSize: '--batch-size', maxLength: '--max-length',
   data: '--text-field / --format / --ext', longDocs: '--long-docs', saveDtype: '--save-dtype',
+  maskFraction: '--mask-fraction', maskSeed: '--mask-seed',
 };
 
 /** Settings a resumed run may change: they do not change the result. */
@@ -114,6 +118,7 @@ const OPTIONS: OptionSpec = {
   'save-dtype': { type: 'string' },
   'forget-stats': { type: 'string' },
   'retain-stats': { type: 'string' },
+  ...MASKING_OPTIONS,
   ...DATA_OPTIONS,
   ...LAUNCH_OPTIONS,
 };
@@ -153,6 +158,9 @@ Method:
   --collect-once            collect statistics once instead of before every step
   --stop-forget-below F     stop once forget top-1 accuracy is below F
   --stop-retain-drop F      stop once retain top-1 accuracy dropped by more than F from step 0
+  --mask-fraction F         masked LMs (RoBERTa): share of the non-special tokens each evaluation
+                            masks and predicts, in (0, 1] (default 0.15)
+  --mask-seed N             masked LMs: seeds which tokens are masked (default 0)
 
 Runtime:
   --device D                cpu (default), cuda, cuda:N, or auto (layers spread over the GPUs)
@@ -234,6 +242,7 @@ function givenSettings(values: ParsedValues): Partial<PruneSettings> {
   if (flags.longDocs !== undefined) s.longDocs = flags.longDocs;
   const saveDtype = t('save-dtype');
   if (saveDtype !== undefined) s.saveDtype = parseDtype(saveDtype, '--save-dtype');
+  Object.assign(s, parseMaskingFlags(values));
   return s;
 }
 
@@ -449,6 +458,8 @@ export const pruneCommand: Command = {
           collectTokens: settings.collectTokens, evalTokens: settings.evalTokens, scoring: settings.scoring,
           selection: settings.selection, seed: settings.seed, evalFraction: settings.evalFraction,
           batchSize: settings.batchSize, maxLength: settings.maxLength, stopWhen,
+          ...(settings.maskFraction !== undefined ? { maskFraction: settings.maskFraction } : {}),
+          ...(settings.maskSeed !== undefined ? { maskSeed: settings.maskSeed } : {}),
           ...(settings.longDocs ? { longDocs: settings.longDocs } : {}),
           signal: controller.signal,
           resume: lastState,

@@ -18,7 +18,7 @@ import { ActivationStats } from '../method/stats.js';
 import type { EvalResult } from '../method/evaluate.js';
 import { writeFileAtomic } from '../report/index.js';
 import { percent } from '../report/table.js';
-import { flag, parseCount, parseDevice, parseDtype, parseFraction, str, UsageError, type ParsedValues } from './args.js';
+import { flag, parseCount, parseDevice, parseDtype, parseFraction, parseMaskingFlags, str, UsageError, type ParsedValues } from './args.js';
 import { checkMaxLength, checkWritable, loadTextModel, openDataset, removeCreated, reportDatasets, type CliIO } from './common.js';
 import { longDocsOption, parseDataFlags, tokensLine } from './data.js';
 
@@ -65,6 +65,7 @@ export async function pruneFromStats(values: ParsedValues, io: CliIO): Promise<n
   const device = parseDevice(str(values, 'device'));
   const dtype = parseDtype(str(values, 'dtype'));
   const saveDtypeFlag = parseDtype(str(values, 'save-dtype'), '--save-dtype');
+  const masking = parseMaskingFlags(values);
   const evalSpecs: Record<string, string> = {};
   for (const e of (values.eval as string[] | undefined) ?? []) {
     const eq = e.indexOf('=');
@@ -101,7 +102,7 @@ export async function pruneFromStats(values: ParsedValues, io: CliIO): Promise<n
       const results: Record<string, EvalResult> = {};
       for (const [name, ds] of Object.entries(evals)) {
         results[name] = await model.evaluate(ds, {
-          maxTokens: evalTokens, batchSize, maxLength, ...longDocsOption(data.longDocs),
+          maxTokens: evalTokens, batchSize, maxLength, ...longDocsOption(data.longDocs), ...masking,
           onProgress: (done) => io.progress.update(`evaluating ${name} (${when})`, done, evalTokens),
         });
         io.progress.clear();
