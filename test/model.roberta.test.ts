@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createRandomModel, createServer, ExciseError, loadModel, readSafetensors, selectivePrune, Tokenizer, writeSafetensors, type Model } from '../lib/index.js';
+import { compareMethods, createRandomModel, createServer, ExciseError, loadModel, readSafetensors, selectivePrune, Tokenizer, writeSafetensors, type Model } from '../lib/index.js';
 import { loadDataset, splitDataset } from '../lib/data/datasets.js';
 import type { PruneReport } from '../lib/pipeline.js';
 import { fixturesDir, maxAbsDiff, readGolden, type Golden } from './helpers/golden.js';
@@ -165,6 +165,21 @@ describe('RoBERTa masked LM', () => {
       expect((err as ExciseError).code, name).toBe('ERR_NOT_CAUSAL_LM');
       expect((err as ExciseError).message, name).toContain('masked language model');
     }
+  });
+
+  it('compareMethods refuses the next-token methods of a masked LM before any method has run', async () => {
+    const logs: string[] = [];
+    const forget = Array.from({ length: 10 }, (_, i) => `numbers ${i} and symbols #$% ${i * 7}`);
+    const retain = Array.from({ length: 10 }, (_, i) => `The quick brown fox ${i} jumps over the lazy dog.`);
+    const err = await compareMethods({
+      model: mlmDir, forget, retain, steps: 1, collectTokens: 100, evalTokens: 100, methods: ['selective', 'gradient-ascent'],
+      onProgress: (line) => logs.push(line),
+    }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ExciseError);
+    expect((err as ExciseError).code).toBe('ERR_NOT_CAUSAL_LM');
+    expect((err as ExciseError).message).toContain('gradient-ascent');
+    // Not after the selective method's whole run: nothing but the base model was loaded.
+    expect(logs.filter((l) => l.startsWith('selective'))).toEqual([]);
   });
 
   it('a left-padded row (padding slots holding id 0, as excise pads) equals the row alone: positions skip masked slots', async () => {
