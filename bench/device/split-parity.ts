@@ -9,7 +9,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadDataset, loadModel, readSafetensors, runtimeInfo, scoreNeurons, selectNeurons, type Device, type LoadOptions, type Model } from '../../lib/index.js';
+import { createRandomModel, loadDataset, loadModel, readSafetensors, runtimeInfo, scoreNeurons, selectNeurons, type Device, type LoadOptions, type Model } from '../../lib/index.js';
 
 const device = process.env.DEVICE ?? 'cuda';
 const root = process.cwd();
@@ -115,6 +115,14 @@ for (const { label, options } of splits) {
   }
   report(`${label} demo second training step loss`, Math.abs(r[0] - r[1]), 1e-4);
   await Promise.all([cpu.dispose(), m.dispose()]);
+}
+if (device !== 'cpu' && gpus >= 2) {
+  // 'auto' with more GPUs than layers: as many GPUs as layers (the ones with the most free memory),
+  // never ERR_INVALID_ARGUMENT for devices the caller did not name.
+  const config = JSON.parse(readFileSync(join(root, 'test/fixtures/hf-golden/llama/config.json'), 'utf8')) as Record<string, unknown>;
+  const m = await createRandomModel({ ...config, num_hidden_layers: 1 }, { device: 'auto' });
+  report(`'auto' on ${gpus} GPUs, 1-layer model: GPUs used beyond one`, m.devices.length - 1, 0);
+  await m.dispose();
 }
 console.log(`SPLIT SUMMARY ${failures === 0 ? 'all passed' : `${failures} FAILED`} (${splits.length} placements)`);
 process.exit(failures === 0 ? 0 : 1);
