@@ -141,6 +141,19 @@ export async function compareMethods(options: CompareOptions): Promise<CompareRe
   let base: CompareReport['base'];
   let norms: Awaited<ReturnType<typeof outputColumnNorms>> | undefined;
   try {
+    if (baseModel.config.maskedLm) {
+      // Refused now, not after the pruning methods have run: a masked LM has no next-token
+      // predictions for training (the gradient methods, the attack) or log-likelihood scoring.
+      const nextToken = [
+        ...methods.filter((m) => m === 'gradient-ascent' || m === 'gradient-difference'),
+        ...(options.attack ? ['the relearning attack'] : []),
+        ...(Object.keys(options.choices ?? {}).length > 0 ? ['multiple choice'] : []),
+        ...(Object.keys(options.membership ?? {}).length > 0 ? ['membership inference'] : []),
+      ];
+      if (nextToken.length > 0) {
+        throw new ExciseError('ERR_NOT_CAUSAL_LM', `compare: ${options.model} (${baseModel.config.architecture}) is a masked language model; ${nextToken.join(', ')} need${nextToken.length === 1 ? 's' : ''} next-token predictions (compare it with methods selective and random, without an attack, choices or membership)`);
+      }
+    }
     log('base model: evaluating');
     const forgetTop1 = await top1Of(baseModel, forgetSplit.evaluate);
     const retainTop1 = await top1Of(baseModel, retainSplit.evaluate);

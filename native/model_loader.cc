@@ -283,8 +283,19 @@ std::unique_ptr<Decoder> MakeDecoder(DecoderConfig cfg, const LoadOptions& opts,
     capacity.assign(devices.size(), 1.0);
   } else if (opts.device == "auto") {
     AutoDevices found = ResolveAutoDevices();
-    devices = std::move(found.devices);
-    capacity = std::move(found.capacity);
+    // Every device takes at least one layer: with more GPUs than layers 'auto' uses the nLayers
+    // with the most free memory (ties: the lower index), in index order, rather than failing.
+    std::vector<size_t> keep(found.devices.size());
+    for (size_t i = 0; i < keep.size(); ++i) keep[i] = i;
+    if (cfg.nLayers >= 1 && static_cast<int64_t>(keep.size()) > cfg.nLayers) {
+      std::stable_sort(keep.begin(), keep.end(), [&](size_t a, size_t b) { return found.capacity[a] > found.capacity[b]; });
+      keep.resize(static_cast<size_t>(cfg.nLayers));
+      std::sort(keep.begin(), keep.end());
+    }
+    for (size_t i : keep) {
+      devices.push_back(found.devices[i]);
+      capacity.push_back(found.capacity[i]);
+    }
   } else {
     devices = {ParseDevice(opts.device)};
     capacity = {1.0};

@@ -341,6 +341,19 @@ describe('statistics', async () => {
     const mixed = await excise(['prune', '--model', demo, '--forget-stats', forgetStats, '--retain-stats', retainStats, '--steps', '2']);
     expect(mixed.status).toBe(2);
     expect(mixed.stderr).toMatch(/--steps does not apply when pruning from --forget-stats/);
+
+    // --devices reaches the model pruned from statistics: split over two stages it writes the same
+    // bytes; five stages for four layers are refused (the flag was once parsed and ignored here).
+    const split = await excise(['prune', '--model', demo, '--forget-stats', forgetStats, '--retain-stats', retainStats, '--ff-frac', '0.05',
+      '--devices', 'cpu,cpu', '--out', join(dir, 'from-stats-split')]);
+    expect(split.stderr).not.toMatch(/excise: /);
+    expect(readFileSync(join(dir, 'from-stats-split', 'model', 'model.safetensors')).equals(readFileSync(join(out, 'model', 'model.safetensors')))).toBe(true);
+    const tooMany = await excise(['prune', '--model', demo, '--forget-stats', forgetStats, '--retain-stats', retainStats, '--devices', 'cpu,cpu,cpu,cpu,cpu', '--out', join(dir, 'five')]);
+    expect(tooMany.status).toBe(1);
+    expect(tooMany.stderr).toMatch(/devices: 5 devices for a model of 4 layers/);
+    const both = await excise(['prune', '--model', demo, '--forget-stats', forgetStats, '--retain-stats', retainStats, '--device', 'cpu', '--devices', 'cpu,cpu', '--out', join(dir, 'both')]);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/--device and --devices: give one of them/);
   });
 });
 

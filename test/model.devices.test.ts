@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadOptions, UsageError } from '../lib/cli/args.js';
 import { launchSettings } from '../lib/cli/launch.js';
+import { resumeSettings, type PruneSettings } from '../lib/cli/prune.js';
 import {
   loadDataset, loadModel, createRandomModel, runtimeInfo, scoreNeurons, selectivePrune, selectNeurons, ExciseError, type Model, type ModelPlacement,
 } from '../lib/index.js';
@@ -287,5 +288,19 @@ describe('the command line', () => {
     // --nproc workers would all take the same devices.
     expect(() => launchSettings({ nproc: '2', devices: 'cpu,cpu' }, {})).toThrow(/--nproc 2 with --devices: every worker would load its model onto the same devices/);
     expect(() => launchSettings({ nproc: '2', device: 'auto' }, {})).toThrow(/--nproc 2 with --device auto/);
+  });
+
+  it('prune --resume: a --device or --devices given again replaces the interrupted run\'s placement', () => {
+    const base = { model: 'm', forget: 'f', retain: 'r', ffFrac: 0.05, steps: 2 } as unknown as PruneSettings;
+    // Started split over two GPUs, resumed on one (or the reverse): the new flag is the placement,
+    // not silently outranked by the saved one (loadTextModel takes devices over device).
+    const split = resumeSettings({ ...base, devices: ['cuda:0', 'cuda:1'] }, { device: 'cuda:0' }, 'state.json');
+    expect(split.device).toBe('cuda:0');
+    expect(split.devices).toBeUndefined();
+    const one = resumeSettings({ ...base, device: 'cuda:0' }, { devices: ['cpu', 'cpu'] }, 'state.json');
+    expect(one.devices).toEqual(['cpu', 'cpu']);
+    expect(one.device).toBeUndefined();
+    // Neither given: the run's own placement stays.
+    expect(resumeSettings({ ...base, devices: ['cpu', 'cpu'] }, {}, 'state.json').devices).toEqual(['cpu', 'cpu']);
   });
 });

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createRandomModel, createServer, ExciseError, loadModel, readSafetensors, selectivePrune, Tokenizer, writeSafetensors, type Model } from '../lib/index.js';
+import { compareMethods, createRandomModel, createServer, ExciseError, gradientAscent, relearningAttack, loadModel, readSafetensors, selectivePrune, Tokenizer, writeSafetensors, type Model } from '../lib/index.js';
 import { loadDataset, splitDataset, toDataset } from '../lib/data/datasets.js';
 import type { PruneReport } from '../lib/pipeline.js';
 import { fixturesDir, maxAbsDiff, readGolden, type Golden } from './helpers/golden.js';
@@ -171,6 +171,36 @@ describe('RoBERTa masked LM', () => {
       expect((err as ExciseError).code, name).toBe('ERR_NOT_CAUSAL_LM');
       expect((err as ExciseError).message, name).toContain('masked language model');
     }
+  });
+
+  it('relearningAttack and the gradient baselines refuse a masked LM before evaluating or packing anything', async () => {
+    const docs = [[0, 5, 6, 7, 2], [0, 8, 9, 2]];
+    let evaluated = 0;
+    const spied = Object.create(model, { evaluate: { value: (...args: Parameters<Model['evaluate']>) => { evaluated++; return model.evaluate(...args); } } }) as Model;
+    for (const [name, call] of [
+      ['relearningAttack', () => relearningAttack(spied, { data: docs, evals: { forget: docs }, steps: 1, seqLength: 4 })],
+      ['gradientAscent', () => gradientAscent(spied, docs, { steps: 1, seqLength: 4 })],
+    ] as const) {
+      const err = await call().then(() => null, (e: unknown) => e);
+      expect((err as ExciseError).code, name).toBe('ERR_NOT_CAUSAL_LM');
+      expect((err as ExciseError).message, name).toContain(`${name}: `);
+    }
+    expect(evaluated).toBe(0);  // before: the attack evaluated every set first, then failed in the trainer
+  });
+
+  it('compareMethods refuses the next-token methods of a masked LM before any method has run', async () => {
+    const logs: string[] = [];
+    const forget = Array.from({ length: 10 }, (_, i) => `numbers ${i} and symbols #$% ${i * 7}`);
+    const retain = Array.from({ length: 10 }, (_, i) => `The quick brown fox ${i} jumps over the lazy dog.`);
+    const err = await compareMethods({
+      model: mlmDir, forget, retain, steps: 1, collectTokens: 100, evalTokens: 100, methods: ['selective', 'gradient-ascent'],
+      onProgress: (line) => logs.push(line),
+    }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ExciseError);
+    expect((err as ExciseError).code).toBe('ERR_NOT_CAUSAL_LM');
+    expect((err as ExciseError).message).toContain('gradient-ascent');
+    // Not after the selective method's whole run: nothing but the base model was loaded.
+    expect(logs.filter((l) => l.startsWith('selective'))).toEqual([]);
   });
 
   it('a left-padded row (padding slots holding id 0, as excise pads) equals the row alone: positions skip masked slots', async () => {

@@ -9,7 +9,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadDataset, loadModel, readSafetensors, runtimeInfo, scoreNeurons, selectNeurons, type Device, type LoadOptions, type Model } from '../../lib/index.js';
+import { createRandomModel, loadDataset, loadModel, readSafetensors, runtimeInfo, scoreNeurons, selectNeurons, type Device, type LoadOptions, type Model } from '../../lib/index.js';
 
 const device = process.env.DEVICE ?? 'cuda';
 const root = process.cwd();
@@ -64,9 +64,18 @@ for (const { label, options } of splits) {
     const out = await m.forward(ids, { attentionMask: mask });
     report(`${label} ${name} f32 logits vs HF`, maxAbs(out.logits, g.tensors.logits.data as Float32Array), 1e-4);
     const cpu = await loadModel(dir, { device: 'cpu' });
-    const prompt = ids[0].slice(0, 5);
-    const [a, b] = await Promise.all([cpu.generate(prompt, { maxNewTokens: 6, stopAtEos: false }), m.generate(prompt, { maxNewTokens: 6, stopAtEos: false })]);
-    report(`${label} ${name} greedy tokens differ from the CPU's`, a.filter((t, i) => t !== b[i]).length, 0);
+    if (m.config.maskedLm) {
+      // A masked LM cannot generate (ERR_NOT_CAUSAL_LM): its masked-token evaluation instead (the
+      // RoBERTa fixtures' mask token is 4), as bench/device/gpu-parity.ts does.
+      const docs = ids.map((row, b) => row.filter((_, t) => mask[b][t] === 1));
+      const evalOpts = { maskFraction: 0.5, maskTokenId: 4, batchSize: 2 };
+      const [a, b] = await Promise.all([cpu.evaluate(docs, evalOpts), m.evaluate(docs, evalOpts)]);
+      report(`${label} ${name} masked-token eval loss vs the CPU's`, Math.abs(a.loss - b.loss), 1e-4);
+    } else {
+      const prompt = ids[0].slice(0, 5);
+      const [a, b] = await Promise.all([cpu.generate(prompt, { maxNewTokens: 6, stopAtEos: false }), m.generate(prompt, { maxNewTokens: 6, stopAtEos: false })]);
+      report(`${label} ${name} greedy tokens differ from the CPU's`, a.filter((t, i) => t !== b[i]).length, 0);
+    }
     await Promise.all([m.dispose(), cpu.dispose()]);
   }
 
@@ -106,6 +115,14 @@ for (const { label, options } of splits) {
   }
   report(`${label} demo second training step loss`, Math.abs(r[0] - r[1]), 1e-4);
   await Promise.all([cpu.dispose(), m.dispose()]);
+}
+if (device !== 'cpu' && gpus >= 2) {
+  // 'auto' with more GPUs than layers: as many GPUs as layers (the ones with the most free memory),
+  // never ERR_INVALID_ARGUMENT for devices the caller did not name.
+  const config = JSON.parse(readFileSync(join(root, 'test/fixtures/hf-golden/llama/config.json'), 'utf8')) as Record<string, unknown>;
+  const m = await createRandomModel({ ...config, num_hidden_layers: 1 }, { device: 'auto' });
+  report(`'auto' on ${gpus} GPUs, 1-layer model: GPUs used beyond one`, m.devices.length - 1, 0);
+  await m.dispose();
 }
 console.log(`SPLIT SUMMARY ${failures === 0 ? 'all passed' : `${failures} FAILED`} (${splits.length} placements)`);
 process.exit(failures === 0 ? 0 : 1);

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { ExciseError } from '../errors.js';
 import type { Model } from '../model.js';
 import type { Selection } from '../method/selection.js';
 import { relearningAttack, type AttackMetrics } from '../method/unlearn.js';
@@ -101,6 +102,8 @@ export const attackCommand: Command = {
     if (referenceDir !== undefined) {
       const ref = await loadTextModel(referenceDir, load);
       try {
+        // A masked LM cannot be fine-tuned on next tokens: refused before the reference is evaluated.
+        if (ref.config.maskedLm) throw new ExciseError('ERR_NOT_CAUSAL_LM', `--reference ${referenceDir} (${ref.config.architecture}) is a masked language model; the relearning attack trains on next-token predictions`);
         reference = {};
         for (const [name, ds] of Object.entries(evals)) {
           io.stderr.write(`reference ${referenceDir}: evaluating ${name}\n`);

@@ -251,8 +251,14 @@ function describeSetting(v: unknown): string {
 }
 
 /** On --resume: the saved settings; a flag given again must agree with them. */
-function resumeSettings(saved: PruneSettings, given: Partial<PruneSettings>, stateFile: string): PruneSettings {
+export function resumeSettings(saved: PruneSettings, given: Partial<PruneSettings>, stateFile: string): PruneSettings {
   const merged: PruneSettings = { ...saved };
+  // --device and --devices say where the model goes, one or the other: either given on resume
+  // replaces the interrupted run's placement (a saved --devices would otherwise win over a new --device).
+  if (given.device !== undefined || given.devices !== undefined) {
+    delete merged.device;
+    delete merged.devices;
+  }
   for (const key of Object.keys(given) as Array<keyof PruneSettings>) {
     const value = given[key];
     if (FREE_ON_RESUME.has(key)) {

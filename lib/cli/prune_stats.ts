@@ -18,7 +18,7 @@ import { ActivationStats } from '../method/stats.js';
 import type { EvalResult } from '../method/evaluate.js';
 import { writeFileAtomic } from '../report/index.js';
 import { percent } from '../report/table.js';
-import { flag, parseCount, parseDevice, parseDtype, parseFraction, parseMaskingFlags, str, UsageError, type ParsedValues } from './args.js';
+import { flag, loadOptions, parseCount, parseDtype, parseFraction, parseMaskingFlags, str, UsageError, type ParsedValues } from './args.js';
 import { checkMaxLength, checkWritable, loadTextModel, openDataset, removeCreated, reportDatasets, type CliIO } from './common.js';
 import { longDocsOption, parseDataFlags, tokensLine } from './data.js';
 
@@ -62,8 +62,8 @@ export async function pruneFromStats(values: ParsedValues, io: CliIO): Promise<n
   const evalTokens = parseCount('eval-tokens', str(values, 'eval-tokens') ?? '100000', { suffixes: true });
   const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
   const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
-  const device = parseDevice(str(values, 'device'));
-  const dtype = parseDtype(str(values, 'dtype'));
+  // --device, --devices (a model split over several devices) and --dtype, as every command reads them.
+  const load = loadOptions(values);
   const saveDtypeFlag = parseDtype(str(values, 'save-dtype'), '--save-dtype');
   const masking = parseMaskingFlags(values);
   const evalSpecs: Record<string, string> = {};
@@ -91,7 +91,6 @@ export async function pruneFromStats(values: ParsedValues, io: CliIO): Promise<n
   reportDatasets(io, Object.entries(evals).map(([n, ds]) => [`--eval ${n}`, ds]));
 
   // Statistics need no tokenizer; evaluating texts does.
-  const load = { ...(device ? { device } : {}), ...(dtype ? { dtype } : {}) };
   const model = Object.keys(evals).length > 0 ? await loadTextModel(modelDir, load) : await loadModel(modelDir, load);
   let firstCreated: string | undefined;
   try {

@@ -98,6 +98,16 @@ function loopOptions(o: TrainLoopOptions, where: string) {
 }
 
 /**
+ * Training is next-token only: a masked LM is refused before any data is read or evaluated (the
+ * trainer would refuse it too, but only after the evaluations and packing that come first).
+ */
+function requireCausalLm(model: Model, where: string): void {
+  if (model.config.maskedLm) {
+    throw new ExciseError('ERR_NOT_CAUSAL_LM', `${where}: ${model.dir ?? 'this model'} (${model.config.architecture}) is a masked language model; ${where} trains on next-token predictions`);
+  }
+}
+
+/**
  * Runs `steps` optimizer steps: each takes the next rows of each group (cycling) with the group's
  * loss weight (+1 descent, -1 ascent), all in one batch.
  */
@@ -133,6 +143,7 @@ async function trainLoop(model: Model, groups: Array<{ rows: number[][]; weight:
 
 /** Gradient ascent on forget data: maximizes its next-token loss for `steps` steps. */
 export async function gradientAscent(model: Model, forget: TrainSource, options: TrainLoopOptions = {}): Promise<TrainLoopResult> {
+  requireCausalLm(model, 'gradientAscent');
   const { batchSize } = loopOptions(options, 'gradientAscent');
   const rows = await packRows(model, forget, { seqLength: options.seqLength, maxRows: batchSize * (options.steps ?? 20) });
   return trainLoop(model, [{ rows, weight: -1, perStep: batchSize }], options, 'gradientAscent');
@@ -140,6 +151,7 @@ export async function gradientAscent(model: Model, forget: TrainSource, options:
 
 /** Gradient difference: ascent on forget rows and descent on retain rows, half a batch each. */
 export async function gradientDifference(model: Model, forget: TrainSource, retain: TrainSource, options: TrainLoopOptions = {}): Promise<TrainLoopResult> {
+  requireCausalLm(model, 'gradientDifference');
   const { batchSize, steps } = loopOptions(options, 'gradientDifference');
   const half = Math.max(1, Math.floor(batchSize / 2));
   const f = await packRows(model, forget, { seqLength: options.seqLength, maxRows: half * steps });
@@ -189,6 +201,7 @@ export async function relearningAttack(model: Model, options: RelearnOptions): P
   if (options === null || typeof options !== 'object') throw invalidArgument('relearningAttack(model, options)', 'an options object', options);
   const allowed = ['data', 'evals', 'reference', 'evalTokens', 'before', 'steps', 'batchSize', 'lr', 'seqLength', 'keepPruned', 'onStep', 'signal'];
   checkKeys('relearningAttack', options, allowed);
+  requireCausalLm(model, 'relearningAttack');
   if (options.evals === null || typeof options.evals !== 'object' || Object.keys(options.evals).length === 0) {
     throw invalidArgument('relearningAttack: evals', 'at least one named evaluation set', options.evals);
   }
