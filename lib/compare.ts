@@ -151,7 +151,7 @@ export async function compareMethods(options: CompareOptions): Promise<CompareRe
         ...(Object.keys(options.membership ?? {}).length > 0 ? ['membership inference'] : []),
       ];
       if (nextToken.length > 0) {
-        throw new ExciseError('ERR_NOT_CAUSAL_LM', `compare: ${options.model} (${baseModel.config.architecture}) is a masked language model; ${nextToken.join(', ')} need${nextToken.length === 1 ? 's' : ''} next-token predictions (compare it with methods selective and random, without an attack, choices or membership)`);
+        throw new ExciseError('ERR_NOT_CAUSAL_LM', `compare: ${options.model} (${baseModel.config.architecture}) is a masked language model; ${nextToken.join(', ')} need${nextToken.length === 1 ? 's' : ''} next-token predictions (compare it with methods selective, random and wanda, without an attack, choices or membership)`);
       }
     }
     log('base model: evaluating');

@@ -591,6 +591,17 @@ export class Model {
   }
 
   /**
+   * @internal ‖W_out[:, i]‖₂ per input neuron i of every layer's FF output projection ([dMlp] per
+   * layer) and attention output projection ([nHeads * headDim]), in float64, from the current
+   * weights (a pruned neuron's column is 0) on each layer's device: the Wanda-style baseline's
+   * weight factor (method/wanda.ts outputColumnNorms, the public entry).
+   */
+  async outputColumnNorms(): Promise<{ ff: Float64Array[]; attn: Float64Array[] }> {
+    const handle = this.live();
+    return withCallerStack(() => this.order.single(() => handle.outputColumnNorms()));
+  }
+
+  /**
    * Prunes the selected neurons in place: zeroes each one's input column of the output projection
    * (and the rows and biases feeding only it). Already-pruned neurons are skipped; prunes compose.
    */

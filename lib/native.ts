@@ -111,6 +111,8 @@ export interface NativeModel {
   tokenLogprobs(ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, targets: Int32Array): Promise<{ logprobs: Float32Array; greedy: Uint8Array }>;
   /** Zeroes every pruned slice again (after training moved them); mean-offset biases stay. */
   rezeroPruned(): Promise<void>;
+  /** ‖W_out[:, i]‖₂ per input neuron of each layer's FF / attention output projection, float64, from the current weights. */
+  outputColumnNorms(): Promise<{ ff: Float64Array[]; attn: Float64Array[] }>;
   trainerCreate(options: Required<import('./train.js').TrainOptions>): NativeTrainer;
   /** rowWeights [batch]: each row's loss weight (-1 = gradient ascent on that row); absent = all 1. */
   trainStep(trainer: NativeTrainer, ids: Int32Array, batch: number, seq: number, mask: Int32Array | null, rowWeights?: Float64Array): Promise<import('./train.js').TrainStepResult>;

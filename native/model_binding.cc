@@ -206,6 +206,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                                      InstanceMethod<&ModelWrap::EvaluateBatch>("evaluateBatch"),
                                      InstanceMethod<&ModelWrap::TokenLogprobs>("tokenLogprobs"),
                                      InstanceMethod<&ModelWrap::RezeroPruned>("rezeroPruned"),
+                                     InstanceMethod<&ModelWrap::OutputColumnNorms>("outputColumnNorms"),
                                      InstanceMethod<&ModelWrap::TrainerCreate>("trainerCreate"),
                                      InstanceMethod<&ModelWrap::TrainStep>("trainStep"),
                                      InstanceMethod<&ModelWrap::TrainerClose>("trainerClose"),

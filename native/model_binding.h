@@ -47,6 +47,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value TokenLogprobs(const Napi::CallbackInfo& info);
   // Zeroes the pruned slices again after training moved them (prune.h).
   Napi::Value RezeroPruned(const Napi::CallbackInfo& info);
+  // ‖W_out[:, i]‖₂ of every layer's FF and attention output projections (column_norms.h).
+  Napi::Value OutputColumnNorms(const Napi::CallbackInfo& info);
   // Training (train.h).
   Napi::Value TrainerCreate(const Napi::CallbackInfo& info);
   Napi::Value TrainStep(const Napi::CallbackInfo& info);

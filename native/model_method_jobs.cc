@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "column_norms.h"
 #include "errors.h"
 #include "js_tensors.h"
 #include "eval.h"
@@ -406,6 +407,31 @@ class RezeroJob : public Job {
   std::shared_ptr<PruneState> st_;
 };
 
+// { ff: Float64Array[], attn: Float64Array[] }: ‖W_out[:, i]‖₂ per layer (column_norms.h).
+class OutputColumnNormsJob : public Job {
+ public:
+  OutputColumnNormsJob(Napi::Env env, std::shared_ptr<Decoder> d) : Job(env), d_(std::move(d)) {}
+  void Execute() override {
+    c10::InferenceMode guard;
+    norms_ = ComputeOutputColumnNorms(*d_);
+  }
+  Napi::Value OnOK(Napi::Env env) override {
+    auto layers = [&](const std::vector<at::Tensor>& perLayer) {
+      Napi::Array a = Napi::Array::New(env, perLayer.size());
+      for (size_t l = 0; l < perLayer.size(); ++l) a.Set(static_cast<uint32_t>(l), ToFloat64Array(env, perLayer[l]));
+      return a;
+    };
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ff", layers(norms_.ff));
+    o.Set("attn", layers(norms_.attn));
+    return o;
+  }
+
+ private:
+  std::shared_ptr<Decoder> d_;
+  ProjectionNorms norms_;
+};
+
 using TrainerHandle = std::shared_ptr<Trainer>;
 
 // A trainer made on this model (owner: the model's identity).
@@ -555,6 +581,12 @@ Napi::Value ModelWrap::TokenLogprobs(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::RezeroPruned(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value { return Queue(env, std::make_unique<RezeroJob>(env, decoder(), prune_)); });
+}
+
+// outputColumnNorms() -> Promise<{ ff: Float64Array[], attn: Float64Array[] }> (current weights)
+Napi::Value ModelWrap::OutputColumnNorms(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value { return Queue(env, std::make_unique<OutputColumnNormsJob>(env, decoder())); });
 }
 
 // statsBegin(hookNames: string[]) -> session

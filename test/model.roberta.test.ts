@@ -233,6 +233,20 @@ describe('RoBERTa masked LM', () => {
     expect((err as ExciseError).message).toContain(`"${field}"`);
   });
 
+  it('pad_token_id: absent is RobertaConfig\'s default 1; null or negative is ERR_UNSUPPORTED_CONFIG naming it (never taken as 1)', async () => {
+    const config = JSON.parse(readFileSync(join(mlmDir, 'config.json'), 'utf8'));
+    delete config.pad_token_id;
+    const absent = await createRandomModel(config);
+    expect(absent.config.padTokenId).toBe(1);
+    expect(absent.config.maxPositions).toBe(config.max_position_embeddings - 2);
+    await absent.dispose();
+    for (const pad of [null, -1]) {
+      const err = await createRandomModel({ ...config, pad_token_id: pad }).then(() => null, (e: unknown) => e);
+      expect((err as ExciseError).code, String(pad)).toBe('ERR_UNSUPPORTED_CONFIG');
+      expect((err as ExciseError).message).toContain('"pad_token_id"');
+    }
+  });
+
   it('loads a checkpoint stored without the "roberta." prefix to the same logits', async () => {
     const src = await readSafetensors(join(untiedDir, 'model.safetensors'));
     const renamed = Object.fromEntries(Object.entries(src.tensors).map(([k, t]) => [k.replace(/^roberta\./, ''), t]));

@@ -46,7 +46,16 @@ DecoderConfig ReadRoberta(const ConfigReader& r, const std::string& architecture
   c.tiedEmbeddings = r.getBool("tie_word_embeddings", true);
   c.slidingWindow.assign(static_cast<size_t>(std::max<int64_t>(c.nLayers, 0)), 0);
   ReadCommonFields(r, c);
-  if (c.padTokenId < 0) c.padTokenId = 1;  // RobertaConfig's default (<pad>)
+  // Position ids are counted from the padding index (HF create_position_ids_from_input_ids), so it
+  // must be known: absent is RobertaConfig's default 1 (<pad>); null (Hugging Face fails on it) and
+  // a negative id (HF would count positions from it, not from 1) are refused, never replaced by 1.
+  if (const Json* pad = r.root().find("pad_token_id"); pad == nullptr) {
+    c.padTokenId = 1;
+  } else if (pad->isNull()) {
+    UnsupportedField(r, "pad_token_id", "is null: RoBERTa's position ids are counted from the padding index; give the <pad> token's id (1 in RoBERTa's vocabulary)");
+  } else if (c.padTokenId < 0) {
+    UnsupportedField(r, "pad_token_id", "is " + std::to_string(c.padTokenId) + ": RoBERTa's position ids are counted from the padding index, a token id >= 0");
+  }
   const int64_t tableRows = r.getInt("max_position_embeddings", 512);
   // Usable positions: HF's rows run from pad_token_id + 1 to pad_token_id + sequence length.
   c.maxPositions = tableRows - c.padTokenId - 1;
