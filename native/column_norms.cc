@@ -1,6 +1,7 @@
 #include "column_norms.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "errors.h"
@@ -10,6 +11,14 @@ namespace {
 
 // Elements converted to float64 at once (32 MiB of float64).
 constexpr int64_t kChunkElements = int64_t{1} << 22;
+
+// Test-only: EXCISE_TEST_NORM_CHUNK_ELEMENTS=N shrinks the chunk, so the fixtures' small weights
+// take several chunks and a remainder (test/method.wanda.test.ts).
+int64_t ChunkElements() {
+  const char* v = std::getenv("EXCISE_TEST_NORM_CHUNK_ELEMENTS");
+  const long long n = v != nullptr ? std::strtoll(v, nullptr, 10) : 0;
+  return n > 0 ? static_cast<int64_t>(n) : kChunkElements;
+}
 
 at::Tensor CheckedNorms(const Linear& proj, int64_t width, int64_t layer, const char* what) {
   const at::Tensor& w = proj.weight;
@@ -28,7 +37,7 @@ at::Tensor InputColumnNorms(const Linear& proj) {
   const at::Tensor& w = proj.weight;  // [out, in], or [in, out] when inputMajor
   const int64_t rows = w.size(0), cols = w.size(1);
   at::Tensor sumSq = at::zeros({proj.inputMajor ? rows : cols}, w.options().dtype(at::kDouble));
-  const int64_t step = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(cols, 1));
+  const int64_t step = std::max<int64_t>(1, ChunkElements() / std::max<int64_t>(cols, 1));  // rows per chunk
   for (int64_t r = 0; r < rows; r += step) {
     const int64_t n = std::min(step, rows - r);
     at::Tensor chunk = w.narrow(0, r, n).to(at::kDouble);  // [n, cols]

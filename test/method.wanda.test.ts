@@ -107,6 +107,24 @@ describe('outputColumnNorms', () => {
     }
   });
 
+  it('the same in small float64 chunks with a remainder (row chunks of nn.Linear [out, in] and of Conv1D [in, out])', async () => {
+    // 320 elements: 3 rows of LLaMA's down_proj [64, 96] (21 chunks + 1 row), 5 of GPT-2's c_proj [256, 64] (51 + 1).
+    process.env.EXCISE_TEST_NORM_CHUNK_ELEMENTS = '320';
+    try {
+      for (const name of ['llama', 'gpt2']) {
+        const dir = join(fixturesDir, 'hf-golden', name);
+        const model = await loadModel(dir, { dtype: 'float32' });
+        const norms = await outputColumnNorms(model);
+        await model.dispose();
+        const ref = await fileNorms(join(dir, 'model.safetensors'), projectionsOf(dir, name), 2, name === 'gpt2');
+        diffs[`${name} (chunked)`] = maxDiff(norms, ref);
+        expect(diffs[`${name} (chunked)`]).toBeLessThan(1e-12);
+      }
+    } finally {
+      delete process.env.EXCISE_TEST_NORM_CHUNK_ELEMENTS;
+    }
+  });
+
   it('a bfloat16 load: the norms of the weights as held (rounded to bfloat16)', async () => {
     const dir = join(fixturesDir, 'hf-golden', 'llama');
     const model = await loadModel(dir, { dtype: 'bfloat16' });
