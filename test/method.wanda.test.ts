@@ -139,6 +139,17 @@ describe('outputColumnNorms', () => {
     }
   });
 
+  it('a model split over several devices (two CPU stages here): the same norms as unsplit', async () => {
+    const dir = join(fixturesDir, 'hf-golden', 'gpt_neox');
+    const [one, two] = await Promise.all([loadModel(dir, { dtype: 'float32' }), loadModel(dir, { dtype: 'float32', devices: ['cpu', 'cpu'] })]);
+    try {
+      expect(two.placement.layers).toEqual([0, 1]);
+      expect(maxDiff(await outputColumnNorms(two), await outputColumnNorms(one))).toBe(0);
+    } finally {
+      await Promise.all([one.dispose(), two.dispose()]);
+    }
+  });
+
   it('a createRandomModel model (no checkpoint folder): equal to the norms of what it saves', async () => {
     const config = JSON.parse(readFileSync(join(variantsDir, 'gptj_partial', 'config.json'), 'utf8'));
     const model = await createRandomModel(config, { seed: 7 });
