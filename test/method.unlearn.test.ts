@@ -187,3 +187,31 @@ describe('compareMethods', () => {
     expect(table).toContain('| selective |');
   });
 });
+
+describe('packRows', () => {
+  it('cuts documents + EOS into full rows exactly as concatenating them would, also a document of 300 000 ids', async () => {
+    const model = await loadModel(demo);
+    try {
+      const eos = model.config.eosTokenIds[0];
+      // Deterministic token-id documents of mixed lengths; one far longer than a spread argument list may be.
+      const docs: number[][] = [];
+      let x = 7;
+      for (const length of [5, 40, 300_000, 1, 77, 3]) {
+        docs.push(Array.from({ length }, () => (x = (x * 1103515245 + 12345) % 2147483648) % 4096));
+      }
+      // Independent packing: every id of every document followed by EOS, in one list, cut into full rows.
+      const all: number[] = [];
+      for (const d of docs) { for (const id of d) all.push(id); all.push(eos); }
+      const seqLength = 64;
+      const expected: number[][] = [];
+      for (let start = 0; start + seqLength <= all.length; start += seqLength) expected.push(all.slice(start, start + seqLength));
+      const rows = await packRows(model, docs, { seqLength });
+      expect(rows.length).toBe(Math.floor(all.length / seqLength));
+      expect(rows).toEqual(expected);
+      // maxRows keeps the first rows.
+      expect(await packRows(model, docs, { seqLength, maxRows: 5 })).toEqual(expected.slice(0, 5));
+    } finally {
+      await model.dispose();
+    }
+  });
+});

@@ -38,15 +38,24 @@ export async function packRows(model: Model, source: TrainSource, options: PackO
   const docs = asDocumentSource(source);
   checkSource(docs, 'training data');
   const rows: number[][] = [];
+  // Tokens not yet cut into a row. Appended with a loop, not push(...doc): spreading a document of
+  // a few hundred thousand ids overflows the call stack.
   let stream: number[] = [];
+  const append = (ids: readonly number[]) => {
+    for (let i = 0; i < ids.length; i++) stream.push(ids[i]);
+    if (eos !== undefined) stream.push(eos);
+  };
   const texts: string[] = [];
   const flush = async () => {
     if (texts.length === 0) return;
-    for (const ids of await model.tokenizer.encodeBatch(texts, { addSpecialTokens: false })) stream.push(...ids, ...(eos !== undefined ? [eos] : []));
+    for (const ids of await model.tokenizer.encodeBatch(texts, { addSpecialTokens: false })) append(ids);
     texts.length = 0;
   };
+  // Rows are sliced at an advancing offset and the remainder copied once, not after every row.
   const cut = () => {
-    while (stream.length >= seqLength && rows.length < maxRows) { rows.push(stream.slice(0, seqLength)); stream = stream.slice(seqLength); }
+    let start = 0;
+    while (stream.length - start >= seqLength && rows.length < maxRows) { rows.push(stream.slice(start, start + seqLength)); start += seqLength; }
+    if (start > 0) stream = stream.slice(start);
   };
   for await (const doc of docs as DocumentSource) {
     if (rows.length >= maxRows) break;
@@ -54,7 +63,7 @@ export async function packRows(model: Model, source: TrainSource, options: PackO
       texts.push(doc);
       if (texts.length >= 64) { await flush(); cut(); }
     } else {
-      stream.push(...doc, ...(eos !== undefined ? [eos] : []));
+      append(doc);
       cut();
     }
   }
