@@ -7,7 +7,7 @@ import { LONG_DOCS, asDocumentSource, checkSource, newTokenUsage, tokenBatches, 
 import type { NativeModel } from '../native.js';
 import { asGroupMember, checkGroup, type ProcessGroup } from '../distributed.js';
 import type { Tokenizer } from '../tokenizer.js';
-import { ActivationStats, STAT_SUMS, sumsFromExport, type NeuronSums, type SumKey } from './stats.js';
+import { ActivationStats, SUM_KEYS, sumsFromExport, type NeuronSums } from './stats.js';
 
 export interface CollectOptions {
   /** Hook points (default: every layer's mlp.pre_out and attn.pre_out). */
@@ -115,7 +115,7 @@ async function collectInto(target: CollectTarget, source: DocumentSource, o: {
     if (group && (exportedSums === undefined || Object.keys(exportedSums).length === 0)) {
       // A rank that ran no batch (fewer batches than ranks) exported no sums: its share is zeros.
       const width = h.endsWith('.mlp.pre_out') ? config.dMlp : config.nHeads * config.headDim;
-      sums.set(h, Object.fromEntries(STAT_SUMS.map((s) => [s.key, new Float64Array(width)])) as NeuronSums);
+      sums.set(h, Object.fromEntries(SUM_KEYS.map((k) => [k, new Float64Array(width)])) as NeuronSums);
     } else {
       sums.set(h, sumsFromExport(h, exportedSums));
     }
@@ -135,21 +135,19 @@ async function collectInto(target: CollectTarget, source: DocumentSource, o: {
   return stats;
 }
 
-const SUM_FIELDS: readonly SumKey[] = STAT_SUMS.map((s) => s.key);
-
 /**
  * Replaces every rank's sums by their total over the group: one float64 all-reduce of
  * [tokens, then each hook's sums (STAT_SUMS order)] (in place in `sums`); resolves to the total token count.
  */
 async function allReduceSums(group: ProcessGroup, sums: Map<string, NeuronSums>, tokens: number): Promise<number> {
   let length = 1;
-  for (const s of sums.values()) for (const k of SUM_FIELDS) length += s[k].length;
+  for (const s of sums.values()) for (const k of SUM_KEYS) length += s[k].length;
   const packed = new Float64Array(length);
   packed[0] = tokens;
   let at = 1;
-  for (const s of sums.values()) for (const k of SUM_FIELDS) { packed.set(s[k], at); at += s[k].length; }
+  for (const s of sums.values()) for (const k of SUM_KEYS) { packed.set(s[k], at); at += s[k].length; }
   const total = await group.allReduceSum(packed);
   at = 1;
-  for (const s of sums.values()) for (const k of SUM_FIELDS) { s[k] = total.slice(at, at + s[k].length); at += s[k].length; }
+  for (const s of sums.values()) for (const k of SUM_KEYS) { s[k] = total.slice(at, at + s[k].length); at += s[k].length; }
   return total[0];
 }

@@ -26,11 +26,14 @@ export type SumKey = (typeof STAT_SUMS)[number]['key'];
 /** The raw float64 sums of one hook point, one array per key of STAT_SUMS. */
 export type NeuronSums = Record<SumKey, Float64Array>;
 
+/** The keys of STAT_SUMS in its order (the order sums are packed in, e.g. for an all-reduce). */
+export const SUM_KEYS: readonly SumKey[] = STAT_SUMS.map((s) => s.key);
+const SORTED_SUM_KEYS = [...SUM_KEYS].sort().join(',');
+
 /** The sums of one hook point from a native export; ERR_INTERNAL unless it has exactly STAT_SUMS's keys. */
 export function sumsFromExport(hook: string, exported: Record<string, Float64Array> | undefined): NeuronSums {
   const keys = Object.keys(exported ?? {}).sort().join(',');
-  const expected = STAT_SUMS.map((s) => s.key).sort().join(',');
-  if (keys !== expected) throw new ExciseError('ERR_INTERNAL', `collect: the native export of ${hook} has sums [${keys}], expected [${expected}]`);
+  if (keys !== SORTED_SUM_KEYS) throw new ExciseError('ERR_INTERNAL', `collect: the native export of ${hook} has sums [${keys}], expected [${SORTED_SUM_KEYS}]`);
   return exported as NeuronSums;
 }
 
@@ -59,7 +62,6 @@ export interface StatsModelInfo {
   attnDim: number;
 }
 
-const SUM_KEYS: readonly SumKey[] = STAT_SUMS.map((s) => s.key);
 const FILE_KEYS = Object.fromEntries(STAT_SUMS.map((s) => [s.key, s.file])) as Record<SumKey, string>;
 const KEY_OF_FILE = new Map<string, SumKey>(STAT_SUMS.map((s) => [s.file, s.key]));
 // A saved sum's tensor name: {hook point}.{file key}.
