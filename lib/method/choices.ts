@@ -161,8 +161,16 @@ export function encodePair(tokenizer: Tokenizer, context: string, continuation: 
   ({ context, continuation } = splitPair(context, continuation));
   const whole = tokenizer.encode(context + continuation, { addSpecialTokens: false });
   const contextIds = context.length > 0 ? tokenizer.encode(context, { addSpecialTokens: false }) : [];
-  const continuationIds = whole.slice(contextIds.length);
-  return [contextIds.length > 0 ? contextIds : [prefixToken], continuationIds];
+  return pairFromEncodings(whole, contextIds, prefixToken);
+}
+
+/**
+ * [context ids, continuation ids] from the encodings of context + continuation and of the context
+ * alone (after splitPair): the continuation is what follows the context's ids in the whole; a
+ * context of no ids stands as the prefix token. encodePair and evaluateChoices both split this way.
+ */
+function pairFromEncodings(whole: number[], contextIds: number[], prefixToken: number): [number[], number[]] {
+  return [contextIds.length > 0 ? contextIds : [prefixToken], whole.slice(contextIds.length)];
 }
 
 export async function evaluateChoices(target: ChoicesTarget, source: string | readonly ChoiceItem[], options: ChoicesOptions = {}): Promise<ChoicesResult> {
@@ -210,12 +218,10 @@ export async function evaluateChoices(target: ChoicesTarget, source: string | re
   const continuationLengths: number[] = [];
   let truncated = 0;
   pairs.forEach((p, i) => {
-    const whole = encoded[2 * i];
-    const ctx = p.context.length > 0 ? encoded[2 * i + 1] : [];
-    const cont = whole.slice(ctx.length);
+    const [ctx, cont] = pairFromEncodings(encoded[2 * i], p.context.length > 0 ? encoded[2 * i + 1] : [], prefixToken);
     if (cont.length === 0) throw new ExciseError('ERR_DATASET_INVALID', `evaluateChoices: item ${p.item}: choice ${JSON.stringify(p.choice)} encodes to no tokens`);
     if (cont.length >= maxLength) throw new ExciseError('ERR_INVALID_ARGUMENT', `evaluateChoices: item ${p.item}: choice ${JSON.stringify(p.choice.slice(0, 40))} has ${cont.length} tokens; maxLength ${maxLength} leaves no room for context`);
-    let seq = [...(ctx.length > 0 ? ctx : [prefixToken]), ...cont];
+    let seq = [...ctx, ...cont];
     // Keep the end: the continuation and as much of the context as fits (the harness cuts the left too).
     if (seq.length > maxLength) { seq = seq.slice(seq.length - maxLength); truncated++; }
     sequences.push(seq);
