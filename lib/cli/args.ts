@@ -95,6 +95,12 @@ export function parseCount(name: string, text: string, { allowZero = false, suff
   return v;
 }
 
+/** A count flag (parseCount) when it is given, else undefined: `optionalCount(values, 'batch-size') ?? 8`. */
+export function optionalCount(values: ParsedValues, name: string, options: { allowZero?: boolean; suffixes?: boolean } = {}): number | undefined {
+  const text = str(values, name);
+  return text !== undefined ? parseCount(name, text, options) : undefined;
+}
+
 /**
  * --mask-fraction F / --mask-seed N: how a masked LM's evaluation masks tokens (evaluate's
  * maskFraction and maskSeed). Only the flags given are returned: on a model that predicts the next

@@ -5,7 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ExciseError } from '../errors.js';
-import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, UsageError, type OptionSpec } from './args.js';
+import { flag, loadOptions, MODEL_OPTIONS, optionalCount, parseCommandArgs, requireStr, str, UsageError, type OptionSpec } from './args.js';
 import { checkMaxLength, checkWritable, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
 import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
 import { groupFromEnv, LAUNCH_HELP, LAUNCH_OPTIONS, launchSettings, launchWorkers, workerDevice } from './launch.js';
@@ -55,9 +55,9 @@ export const collectCommand: Command = {
     const modelDir = requireStr(values, 'model', 'collect');
     const dataSpec = requireStr(values, 'data', 'collect');
     const out = resolve(requireStr(values, 'out', 'collect'));
-    const tokens = str(values, 'tokens') !== undefined ? parseCount('tokens', str(values, 'tokens')!, { suffixes: true }) : undefined;
-    const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
-    const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
+    const tokens = optionalCount(values, 'tokens', { suffixes: true });
+    const batchSize = optionalCount(values, 'batch-size');
+    const maxLength = optionalCount(values, 'max-length');
     const hookList = str(values, 'hooks')?.split(',').map((h) => h.trim()).filter((h) => h.length > 0);
     if (hookList !== undefined && hookList.length === 0) throw new UsageError('--hooks: expected a comma-separated list of hook points');
     if (existsSync(out) && statSync(out).isDirectory()) throw new ExciseError('ERR_OUTPUT_EXISTS', `--out ${out} is a folder; give the statistics file to write (e.g. ${join(out, 'stats.safetensors')})`);

@@ -4,7 +4,7 @@
 import { ExciseError } from '../errors.js';
 import { readChoicesFile } from '../method/choices.js';
 import { percent } from '../report/table.js';
-import { flag, loadOptions, MASKING_OPTIONS, MODEL_OPTIONS, parseCount, parseMaskingFlags, parseCommandArgs, requireStr, str, delimiterFlag, type OptionSpec, type ParsedValues } from './args.js';
+import { flag, loadOptions, MASKING_OPTIONS, MODEL_OPTIONS, optionalCount, parseCount, parseMaskingFlags, parseCommandArgs, requireStr, str, delimiterFlag, type OptionSpec, type ParsedValues } from './args.js';
 import { checkMaxLength, loadTextModel, openDataset, reportDatasets, type CliIO, type Command } from './common.js';
 import { dataHelp, DATA_OPTIONS, longDocsOption, parseDataFlags, tokensLine } from './data.js';
 import { groupFromEnv, LAUNCH_HELP, LAUNCH_OPTIONS, launchSettings, launchWorkers, workerDevice } from './launch.js';
@@ -78,8 +78,8 @@ export const evalCommand: Command = {
     const dataSpec = requireStr(values, 'data', 'eval');
     const tokens = parseCount('tokens', str(values, 'tokens') ?? '100000', { suffixes: true });
     const topK = parseCount('top-k', str(values, 'top-k') ?? '10');
-    const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
-    const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
+    const batchSize = optionalCount(values, 'batch-size');
+    const maxLength = optionalCount(values, 'max-length');
     const masking = parseMaskingFlags(values);
     const load = loadOptions(values);
     const flags = parseDataFlags(values, ['data']);
@@ -130,12 +130,12 @@ export const evalCommand: Command = {
 /** excise eval --choices: multiple-choice accuracy, zero- or k-shot. */
 async function runChoices(values: ParsedValues, modelDir: string, file: string, io: CliIO): Promise<number> {
   if (str(values, 'data') !== undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', 'eval: give --data or --choices, not both');
-  const numFewshot = str(values, 'num-fewshot') !== undefined ? parseCount('num-fewshot', str(values, 'num-fewshot')!, { allowZero: true }) : 0;
+  const numFewshot = optionalCount(values, 'num-fewshot', { allowZero: true }) ?? 0;
   const fewshotFile = str(values, 'fewshot');
   if (numFewshot > 0 && fewshotFile === undefined) throw new ExciseError('ERR_INVALID_ARGUMENT', `eval: --num-fewshot ${numFewshot} needs --fewshot FILE (the examples to draw from)`);
-  const seed = str(values, 'seed') !== undefined ? parseCount('seed', str(values, 'seed')!, { allowZero: true }) : undefined;
-  const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
-  const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
+  const seed = optionalCount(values, 'seed', { allowZero: true });
+  const batchSize = optionalCount(values, 'batch-size');
+  const maxLength = optionalCount(values, 'max-length');
   const targetDelimiter = delimiterFlag(values);
   // Read (and validate) the files before loading the model.
   const items = readChoicesFile(file);

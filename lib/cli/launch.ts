@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { initDistributed, type ProcessGroup } from '../distributed.js';
 import { Progress } from './progress.js';
-import { parseCount, str, UsageError, type OptionSpec, type ParsedValues } from './args.js';
+import { optionalCount, str, UsageError, type OptionSpec, type ParsedValues } from './args.js';
 import type { CliIO } from './common.js';
 
 export const LAUNCH_OPTIONS: OptionSpec = {
@@ -45,11 +45,11 @@ export interface LaunchSettings {
 
 /** The launch flags, or undefined when the command runs as one process (or is a worker already). */
 export function launchSettings(values: ParsedValues, env: NodeJS.ProcessEnv): LaunchSettings | undefined {
-  const nproc = str(values, 'nproc') !== undefined ? parseCount('nproc', str(values, 'nproc')!) : 1;
-  const nnodes = str(values, 'nnodes') !== undefined ? parseCount('nnodes', str(values, 'nnodes')!) : 1;
-  const nodeRank = str(values, 'node-rank') !== undefined ? parseCount('node-rank', str(values, 'node-rank')!, { allowZero: true }) : 0;
+  const nproc = optionalCount(values, 'nproc') ?? 1;
+  const nnodes = optionalCount(values, 'nnodes') ?? 1;
+  const nodeRank = optionalCount(values, 'node-rank', { allowZero: true }) ?? 0;
   if (nodeRank >= nnodes) throw new UsageError(`--node-rank: expected 0..${nnodes - 1} (--nnodes ${nnodes}), received ${nodeRank}`);
-  const masterPort = str(values, 'master-port') !== undefined ? parseCount('master-port', str(values, 'master-port')!) : undefined;
+  const masterPort = optionalCount(values, 'master-port');
   if (masterPort !== undefined && masterPort > 65535) throw new UsageError(`--master-port: expected 1..65535, received ${masterPort}`);
   const masterAddr = str(values, 'master-addr') ?? '127.0.0.1';
   if (nnodes > 1 && masterPort === undefined && str(values, 'master-addr') === undefined) {

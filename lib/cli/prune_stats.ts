@@ -18,7 +18,7 @@ import { ActivationStats } from '../method/stats.js';
 import type { EvalResult } from '../method/evaluate.js';
 import { writeFileAtomic } from '../report/index.js';
 import { percent } from '../report/table.js';
-import { flag, loadOptions, parseCount, parseDtype, parseFraction, parseMaskingFlags, str, UsageError, type ParsedValues } from './args.js';
+import { flag, loadOptions, optionalCount, parseCount, parseDtype, parseFraction, parseMaskingFlags, str, UsageError, type ParsedValues } from './args.js';
 import { checkMaxLength, checkWritable, loadTextModel, openDataset, removeCreated, reportDatasets, type CliIO } from './common.js';
 import { longDocsOption, parseDataFlags, tokensLine } from './data.js';
 
@@ -60,8 +60,8 @@ export async function pruneFromStats(values: ParsedValues, io: CliIO): Promise<n
   const scoring = (str(values, 'scoring') ?? 'abs') as Scoring;
   if (!SCORINGS.includes(scoring)) throw new UsageError(`--scoring: expected one of ${SCORINGS.join(', ')}, received ${JSON.stringify(scoring)}`);
   const evalTokens = parseCount('eval-tokens', str(values, 'eval-tokens') ?? '100000', { suffixes: true });
-  const batchSize = str(values, 'batch-size') !== undefined ? parseCount('batch-size', str(values, 'batch-size')!) : undefined;
-  const maxLength = str(values, 'max-length') !== undefined ? parseCount('max-length', str(values, 'max-length')!) : undefined;
+  const batchSize = optionalCount(values, 'batch-size');
+  const maxLength = optionalCount(values, 'max-length');
   // --device, --devices (a model split over several devices) and --dtype, as every command reads them.
   const load = loadOptions(values);
   const saveDtypeFlag = parseDtype(str(values, 'save-dtype'), '--save-dtype');

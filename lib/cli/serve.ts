@@ -8,7 +8,7 @@ import { ExciseError } from '../errors.js';
 import { loadModel, type Model } from '../model.js';
 import type { Selection } from '../method/selection.js';
 import { createServer } from '../serve/server.js';
-import { UsageError, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, type OptionSpec } from './args.js';
+import { UsageError, loadOptions, MODEL_OPTIONS, optionalCount, parseCount, parseCommandArgs, requireStr, str, type OptionSpec } from './args.js';
 import type { CliIO, Command } from './common.js';
 
 const OPTIONS: OptionSpec = {
@@ -86,7 +86,7 @@ export const serveCommand: Command = {
     if (port > 65535) throw new UsageError(`--port: expected 0-65535, received ${port}`);
     const maxBatch = parseCount('max-batch', str(values, 'max-batch') ?? '16');
     const maxTokens = parseCount('max-tokens', str(values, 'max-tokens') ?? '512');
-    const maxSequence = str(values, 'max-sequence') !== undefined ? parseCount('max-sequence', str(values, 'max-sequence')!) : undefined;
+    const maxSequence = optionalCount(values, 'max-sequence');
     const maxBodyBytes = parseCount('max-body', str(values, 'max-body') ?? '1048576', { suffixes: true });
     const graceMs = parseCount('grace', str(values, 'grace') ?? '10', { allowZero: true }) * 1000;
     const pruneFile = str(values, 'prune');
