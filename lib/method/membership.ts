@@ -85,7 +85,7 @@ async function readDocuments(source: unknown, name: string, tokenizer: Tokenizer
   for await (const doc of docs as DocumentSource) {
     if (out.length + texts.length >= maxDocuments) break;
     if (typeof doc === 'string') texts.push(doc);
-    else if (Array.isArray(doc)) out.push([...doc].slice(0, maxLength));
+    else if (Array.isArray(doc)) out.push(doc.slice(0, maxLength));  // only the first maxLength ids are copied
     else throw invalidArgument(`${name}: document`, 'a text or an array of token ids', doc);
   }
   if (texts.length > 0) {
