@@ -12,6 +12,7 @@ import { runtimeInfo } from '../lib/runtime.js';
 import { formatStepsTable } from '../lib/report/index.js';
 import type { PruneReport } from '../lib/pipeline.js';
 import { goldenDir } from './helpers/golden.js';
+import { optionalCount, parsePositiveNumber } from '../lib/cli/args.js';
 
 const root = resolve(__dirname, '..');
 let dir: string;
@@ -281,5 +282,20 @@ describe('excise eval, collect, merge, info', async () => {
     const unknown = await excise(['frobnicate']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/^excise: unknown command "frobnicate"/);
+  });
+});
+
+describe('flag parsing helpers (args.ts)', () => {
+  it('parsePositiveNumber (--lr, --grad-lr, --attack-lr) and optionalCount', () => {
+    expect(parsePositiveNumber('lr', '3e-4')).toBe(0.0003);
+    expect(parsePositiveNumber('grad-lr', '2')).toBe(2);
+    for (const bad of ['0', '-1e-4', 'abc', 'Infinity', ' ']) {
+      expect(() => parsePositiveNumber('lr', bad)).toThrow(`--lr: expected a positive number, received ${JSON.stringify(bad)}`);
+    }
+    expect(optionalCount({}, 'batch-size')).toBeUndefined();
+    expect(optionalCount({ 'batch-size': '4' }, 'batch-size')).toBe(4);
+    expect(optionalCount({ tokens: '2k' }, 'tokens', { suffixes: true })).toBe(2000);
+    expect(optionalCount({ 'node-rank': '0' }, 'node-rank', { allowZero: true })).toBe(0);
+    expect(() => optionalCount({ 'batch-size': '0' }, 'batch-size')).toThrow('--batch-size: expected a positive integer, received "0"');
   });
 });

@@ -95,6 +95,13 @@ export function parseCount(name: string, text: string, { allowZero = false, suff
   return v;
 }
 
+/** A finite number > 0, e.g. a learning rate. */
+export function parsePositiveNumber(name: string, text: string): number {
+  const v = Number(text);
+  if (!(v > 0) || !Number.isFinite(v)) throw new UsageError(`--${name}: expected a positive number, received ${JSON.stringify(text)}`);
+  return v;
+}
+
 /** A count flag (parseCount) when it is given, else undefined: `optionalCount(values, 'batch-size') ?? 8`. */
 export function optionalCount(values: ParsedValues, name: string, options: { allowZero?: boolean; suffixes?: boolean } = {}): number | undefined {
   const text = str(values, name);

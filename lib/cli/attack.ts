@@ -11,7 +11,7 @@ import { ExciseError } from '../errors.js';
 import type { Model } from '../model.js';
 import type { Selection } from '../method/selection.js';
 import { relearningAttack, type AttackMetrics } from '../method/unlearn.js';
-import { flag, loadOptions, MODEL_OPTIONS, parseCount, parseCommandArgs, requireStr, str, UsageError, type OptionSpec } from './args.js';
+import { flag, loadOptions, MODEL_OPTIONS, parseCount, parsePositiveNumber, parseCommandArgs, requireStr, str, UsageError, type OptionSpec } from './args.js';
 import { loadTextModel, openDataset, type CliIO, type Command } from './common.js';
 
 const OPTIONS: OptionSpec = {
@@ -83,9 +83,7 @@ export const attackCommand: Command = {
     const evalSpecs = (values.eval as string[] | undefined) ?? [];
     if (evalSpecs.length === 0) throw new UsageError('attack: give at least one --eval NAME=SPEC (e.g. --eval forget=python-test.jsonl)');
     const steps = parseCount('steps', str(values, 'steps') ?? '20');
-    const lrText = str(values, 'lr') ?? '1e-4';
-    const lr = Number(lrText);
-    if (!(lr > 0) || !Number.isFinite(lr)) throw new UsageError(`--lr: expected a positive number, received ${JSON.stringify(lrText)}`);
+    const lr = parsePositiveNumber('lr', str(values, 'lr') ?? '1e-4');
     const batchSize = parseCount('batch-size', str(values, 'batch-size') ?? '8');
     const seqLength = parseCount('seq-length', str(values, 'seq-length') ?? '128');
     const evalTokens = parseCount('eval-tokens', str(values, 'eval-tokens') ?? '10000', { suffixes: true });

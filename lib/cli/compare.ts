@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { COMPARE_METHODS, compareMethods, formatCompareTable, type CompareMethod, type CompareOptions, type CompareReport } from '../compare.js';
 import { renderTradeoffPng, renderTradeoffSvg } from '../report/tradeoff.js';
-import { loadOptions, MODEL_OPTIONS, parseCount, parseFraction, parseCommandArgs, requireStr, str, delimiterFlag, UsageError, type OptionSpec, type ParsedValues } from './args.js';
+import { loadOptions, MODEL_OPTIONS, parseCount, parseFraction, parsePositiveNumber, parseCommandArgs, requireStr, str, delimiterFlag, UsageError, type OptionSpec, type ParsedValues } from './args.js';
 import { checkWritable, openDataset, type CliIO, type Command } from './common.js';
 
 const OPTIONS: OptionSpec = {
@@ -63,13 +63,6 @@ function pairs(values: ParsedValues, name: string): Array<[string, string]> {
   });
 }
 
-function positiveNumber(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const v = Number(text);
-  if (!(v > 0) || !Number.isFinite(v)) throw new UsageError(`--${name}: expected a positive number, received ${JSON.stringify(text)}`);
-  return v;
-}
-
 /** Writes compare.json, compare.md, tradeoff.svg and tradeoff.png into `out`. */
 export function writeCompareReport(out: string, report: CompareReport, command: string): string {
   mkdirSync(out, { recursive: true });
@@ -123,14 +116,14 @@ export const compareCommand: Command = {
       evalTokens: parseCount('eval-tokens', str(values, 'eval-tokens') ?? '100000', { suffixes: true }),
       evalFraction: parseFraction('eval-fraction', str(values, 'eval-fraction') ?? '0.1', { allowZero: false }),
       seed: parseCount('seed', str(values, 'seed') ?? '0', { allowZero: true }),
-      gradient: { steps: parseCount('grad-steps', str(values, 'grad-steps') ?? '5'), lr: positiveNumber('grad-lr', str(values, 'grad-lr'), 3e-4) },
+      gradient: { steps: parseCount('grad-steps', str(values, 'grad-steps') ?? '5'), lr: parsePositiveNumber('grad-lr', str(values, 'grad-lr') ?? '3e-4') },
       choices: Object.fromEntries(pairs(values, 'choices')),
       choicesOptions: targetDelimiter !== undefined ? { targetDelimiter } : {},
       membership,
       attack: attackData === undefined ? false : {
         data: await openDataset('--attack-data', attackData),
         steps: parseCount('attack-steps', str(values, 'attack-steps') ?? '20'),
-        lr: positiveNumber('attack-lr', str(values, 'attack-lr'), 1e-4),
+        lr: parsePositiveNumber('attack-lr', str(values, 'attack-lr') ?? '1e-4'),
       },
     };
     return runCompare(options, out, io, `excise compare ${argv.join(' ')}`);
