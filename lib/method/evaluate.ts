@@ -129,20 +129,18 @@ function maskRandom(seed: number, batch: number): () => number {
  * Batch `index` with its chosen tokens replaced by the mask token: the ids to run and the labels
  * (original token at each masked position, -1 elsewhere). Padding and special tokens are never chosen.
  */
-function maskBatch(b: TokenBatch, index: number, m: Masking): { ids: Int32Array; labels: Int32Array; masked: number } {
+function maskBatch(b: TokenBatch, index: number, m: Masking): { ids: Int32Array; labels: Int32Array } {
   const ids = Int32Array.from(b.data);
   const labels = new Int32Array(ids.length).fill(-1);
   const random = maskRandom(m.seed, index);
-  let masked = 0;
   for (let i = 0; i < ids.length; i++) {
     if ((b.mask && b.mask[i] === 0) || m.special.has(ids[i])) continue;
     if (random() < m.fraction) {
       labels[i] = ids[i];
       ids[i] = m.maskTokenId;
-      masked++;
     }
   }
-  return { ids, labels, masked };
+  return { ids, labels };
 }
 
 /** The n most frequent token ids in the batches (ties: lower id first), leaving out `exclude`. */
