@@ -119,7 +119,7 @@ at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Ten
 
 // Attention with scores soft-capped before the mask (Gemma 2): softmax(cap * tanh(q.k * scale / cap)),
 // in float32 as Hugging Face's eager path. q [B, H, S, hd], k/v [B, KV, Sk, hd]; mask [B|1, 1, S, Sk]
-// additive in the model's dtype (0 / -inf) or bool (true = attend), or undefined (then causal when isCausal).
+// additive in the model's dtype (0 / -inf) as forward() builds it, or undefined (then causal when isCausal).
 at::Tensor SoftcappedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& mask, bool isCausal,
                                double scale, double cap) {
   const int64_t H = q.size(1), KV = k.size(1);
@@ -129,15 +129,12 @@ at::Tensor SoftcappedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, 
   }
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scale;  // [B, H, S, Sk]
   scores = at::tanh(scores / cap) * cap;
-  if (mask.defined() && mask.scalar_type() != at::kBool) {
-    scores = scores + mask;  // additive (0 / -inf), as forward() builds it
-  } else {
-    at::Tensor allowed = mask;
-    if (!allowed.defined() && isCausal) {
-      const int64_t S = q.size(2), Sk = k.size(2);
-      allowed = at::ones({S, Sk}, q.options().dtype(at::kBool)).tril(Sk - S);
-    }
-    if (allowed.defined()) scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+  if (mask.defined()) {
+    scores = scores + mask;
+  } else if (isCausal) {
+    const int64_t S = q.size(2), Sk = k.size(2);
+    at::Tensor allowed = at::ones({S, Sk}, q.options().dtype(at::kBool)).tril(Sk - S);
+    scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
   }
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   return at::matmul(probs, v);  // [B, H, S, hd]
