@@ -288,7 +288,7 @@ namespace {
 struct StageInputs {
   bool ready = false;
   at::Tensor keyValid;      // [B, S] bool: padding (when padded)
-  at::Tensor realRows;      // [real tokens] int64 into [B * S] (when padded)
+  at::Tensor realRows;      // [real tokens] int64 into [B * S] (when padded and hooked)
   at::Tensor rowPositions;  // [B, 1] int64: each row's position (batched decoding)
   at::Tensor slotWriteRows; // [B * KV] int64: (row b, kv head h) -> (b * KV + h) * capacity + position[b] (batched decoding)
   at::Tensor cos, sin, cosLocal, sinLocal;  // rotary tables in the model's dtype
@@ -329,7 +329,8 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
           S < 2 || !hostValid.narrow(1, 1, S - 1).logical_and(hostValid.narrow(1, 0, S - 1).logical_not()).any().item<bool>();
       // Bidirectional attention: every real token sees the padding after it, so it is always masked.
       keyMaskNeeded = !(opts.paddingOutputsUnused && rightPaddedOnly && cfg_.causal);
-      hostRealRows = hostValid.reshape({-1}).nonzero().reshape({-1});  // [real tokens] into [B * S]
+      // Only hooks read the real rows (HookContext::realRows): no host nonzero and no copy without them.
+      if (opts.hooks != nullptr) hostRealRows = hostValid.reshape({-1}).nonzero().reshape({-1});  // [real tokens] into [B * S]
     }
   }
 
@@ -352,9 +353,11 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     auto longOpts = at::TensorOptions().dtype(at::kLong).device(dev);
     if (padded) {
       st.keyValid = hostValid.to(dev);
-      st.realRows = hostRealRows.to(dev);
       st.ctx.tokenMask = &st.keyValid;
-      st.ctx.realRows = &st.realRows;
+      if (hostRealRows.defined()) {
+        st.realRows = hostRealRows.to(dev);
+        st.ctx.realRows = &st.realRows;
+      }
     }
     if (slots != nullptr) {
       st.rowPositions = slots->positions.to(dev).view({B, 1});  // [B, 1]
