@@ -119,7 +119,7 @@ at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Ten
 
 // Attention with scores soft-capped before the mask (Gemma 2): softmax(cap * tanh(q.k * scale / cap)),
 // in float32 as Hugging Face's eager path. q [B, H, S, hd], k/v [B, KV, Sk, hd]; mask [B|1, 1, S, Sk]
-// additive in the model's dtype (0 / -inf) or bool (true = attend), or undefined (then causal when isCausal).
+// additive in the model's dtype (0 / -inf) as forward() builds it, or undefined (then causal when isCausal).
 at::Tensor SoftcappedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& mask, bool isCausal,
                                double scale, double cap) {
   const int64_t H = q.size(1), KV = k.size(1);
@@ -129,15 +129,12 @@ at::Tensor SoftcappedAttention(const at::Tensor& q, at::Tensor k, at::Tensor v, 
   }
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scale;  // [B, H, S, Sk]
   scores = at::tanh(scores / cap) * cap;
-  if (mask.defined() && mask.scalar_type() != at::kBool) {
-    scores = scores + mask;  // additive (0 / -inf), as forward() builds it
-  } else {
-    at::Tensor allowed = mask;
-    if (!allowed.defined() && isCausal) {
-      const int64_t S = q.size(2), Sk = k.size(2);
-      allowed = at::ones({S, Sk}, q.options().dtype(at::kBool)).tril(Sk - S);
-    }
-    if (allowed.defined()) scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+  if (mask.defined()) {
+    scores = scores + mask;
+  } else if (isCausal) {
+    const int64_t S = q.size(2), Sk = k.size(2);
+    at::Tensor allowed = at::ones({S, Sk}, q.options().dtype(at::kBool)).tril(Sk - S);
+    scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
   }
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   return at::matmul(probs, v);  // [B, H, S, hd]
@@ -196,7 +193,7 @@ at::Tensor Decoder::mlp(int64_t layer, const Block& b, const at::Tensor& x, cons
 
 at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x, const at::Tensor& cos,
                               const at::Tensor& sin, const at::Tensor& mask, bool causalFastPath, KvCache* cache,
-                              const ForwardOptions& opts, const HookContext& ctx, const at::Tensor& slotPositions) const {
+                              const ForwardOptions& opts, const HookContext& ctx, const at::Tensor& slotWriteRows) const {
   const int64_t B = x.size(0), S = x.size(1);
   const int64_t H = cfg_.nHeads, KV = cfg_.nKvHeads, hd = cfg_.headDim;
   at::Tensor q, k, v;  // [B, S, heads, hd]
@@ -243,11 +240,11 @@ at::Tensor Decoder::attention(int64_t layer, const Block& b, const at::Tensor& x
     // keyLength positions (a view; rows are masked to their lengths by the caller's mask).
     at::Tensor& ck = opts.slots->k[static_cast<size_t>(layer)];  // [R, KV, cap, hd]
     at::Tensor& cv = opts.slots->v[static_cast<size_t>(layer)];
-    const int64_t cap = ck.size(2);
-    at::Tensor rowHead = at::arange(B * KV, slotPositions.options()).view({B, KV});
-    at::Tensor flat = (rowHead * cap + slotPositions.view({B, 1})).reshape({-1});  // [B * KV]
-    ck.view({-1, hd}).index_copy_(0, flat, k.select(2, 0).reshape({B * KV, hd}));
-    cv.view({-1, hd}).index_copy_(0, flat, v.select(2, 0).reshape({B * KV, hd}));
+    // slotWriteRows [B * KV]: where each (row, kv head) writes in the cache viewed [R * KV * cap, hd],
+    // the same for every layer (one capacity): built once per forward and stage (StageInputs).
+    if (ck.size(2) != opts.slots->k[0].size(2)) throw Error(code::kInternal, "batched decoding: layer caches of different capacities");
+    ck.view({-1, hd}).index_copy_(0, slotWriteRows, k.select(2, 0).reshape({B * KV, hd}));
+    cv.view({-1, hd}).index_copy_(0, slotWriteRows, v.select(2, 0).reshape({B * KV, hd}));
     k = ck.narrow(0, 0, B).narrow(2, 0, opts.slots->keyLength);
     v = cv.narrow(0, 0, B).narrow(2, 0, opts.slots->keyLength);
   } else if (cache != nullptr) {
@@ -291,8 +288,9 @@ namespace {
 struct StageInputs {
   bool ready = false;
   at::Tensor keyValid;      // [B, S] bool: padding (when padded)
-  at::Tensor realRows;      // [real tokens] int64 into [B * S] (when padded)
+  at::Tensor realRows;      // [real tokens] int64 into [B * S] (when padded and hooked)
   at::Tensor rowPositions;  // [B, 1] int64: each row's position (batched decoding)
+  at::Tensor slotWriteRows; // [B * KV] int64: (row b, kv head h) -> (b * KV + h) * capacity + position[b] (batched decoding)
   at::Tensor cos, sin, cosLocal, sinLocal;  // rotary tables in the model's dtype
   std::map<int64_t, at::Tensor> masks;      // additive attention masks by sliding window
   HookContext ctx;          // points at keyValid / realRows above
@@ -331,7 +329,8 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
           S < 2 || !hostValid.narrow(1, 1, S - 1).logical_and(hostValid.narrow(1, 0, S - 1).logical_not()).any().item<bool>();
       // Bidirectional attention: every real token sees the padding after it, so it is always masked.
       keyMaskNeeded = !(opts.paddingOutputsUnused && rightPaddedOnly && cfg_.causal);
-      hostRealRows = hostValid.reshape({-1}).nonzero().reshape({-1});  // [real tokens] into [B * S]
+      // Only hooks read the real rows (HookContext::realRows): no host nonzero and no copy without them.
+      if (opts.hooks != nullptr) hostRealRows = hostValid.reshape({-1}).nonzero().reshape({-1});  // [real tokens] into [B * S]
     }
   }
 
@@ -354,11 +353,19 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     auto longOpts = at::TensorOptions().dtype(at::kLong).device(dev);
     if (padded) {
       st.keyValid = hostValid.to(dev);
-      st.realRows = hostRealRows.to(dev);
       st.ctx.tokenMask = &st.keyValid;
-      st.ctx.realRows = &st.realRows;
+      if (hostRealRows.defined()) {
+        st.realRows = hostRealRows.to(dev);
+        st.ctx.realRows = &st.realRows;
+      }
     }
-    if (slots != nullptr) st.rowPositions = slots->positions.to(dev).view({B, 1});  // [B, 1]
+    if (slots != nullptr) {
+      st.rowPositions = slots->positions.to(dev).view({B, 1});  // [B, 1]
+      // Every layer's cache has the same capacity (decode_engine.cc sizes them together).
+      const int64_t KV = cfg_.nKvHeads, capacity = slots->k.at(0).size(2);
+      at::Tensor rowHead = at::arange(B * KV, longOpts).view({B, KV});
+      st.slotWriteRows = (rowHead * capacity + st.rowPositions).reshape({-1});  // [B * KV]
+    }
     if (cfg_.positions == PositionKind::Rotary) {
       // Positions [S] shared by every row, or [B, 1] per row in batched decoding (slots).
       at::Tensor pos = slots != nullptr ? st.rowPositions.to(at::kFloat) : at::arange(past, Sk, longOpts).to(at::kFloat);
@@ -471,19 +478,19 @@ at::Tensor Decoder::forward(const at::Tensor& ids, const ForwardOptions& opts) c
     const at::Tensor& c = local ? st.cosLocal : st.cos;
     const at::Tensor& s = local ? st.sinLocal : st.sin;
     const HookContext& ctx = st.ctx;
-    const at::Tensor& rowPos = st.rowPositions;
+    const at::Tensor& slotRows = st.slotWriteRows;
     auto pre = [&](const Norm& n, const at::Tensor& h) { return cfg_.sublayerPreNorm ? n(h) : h; };
     auto post = [&](const Norm& n, const at::Tensor& h) { return cfg_.sublayerPostNorm ? n(h) : h; };
     if (cfg_.parallelResidual) {
       at::Tensor h = b.ln1(x);
-      at::Tensor a = attention(L, b, h, c, s, mask, fast, cache, opts, ctx, rowPos);
+      at::Tensor a = attention(L, b, h, c, s, mask, fast, cache, opts, ctx, slotRows);
       at::Tensor m = mlp(L, b, cfg_.parallelSharedNorm ? h : b.ln2(x), opts, ctx);
       x = x + a + m;
     } else if (cfg_.preNorm) {
-      x = x + post(b.postAttnNorm, attention(L, b, pre(b.ln1, x), c, s, mask, fast, cache, opts, ctx, rowPos));
+      x = x + post(b.postAttnNorm, attention(L, b, pre(b.ln1, x), c, s, mask, fast, cache, opts, ctx, slotRows));
       x = x + post(b.postMlpNorm, mlp(L, b, pre(b.ln2, x), opts, ctx));
     } else {  // post-LN (OPT do_layer_norm_before=false)
-      x = b.ln1(x + attention(L, b, x, c, s, mask, fast, cache, opts, ctx, rowPos));
+      x = b.ln1(x + attention(L, b, x, c, s, mask, fast, cache, opts, ctx, slotRows));
       x = b.ln2(x + mlp(L, b, x, opts, ctx));
     }
   }

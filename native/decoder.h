@@ -136,10 +136,12 @@ class Decoder {
   at::Tensor logitsOf(const at::Tensor& hidden) const;
 
  private:
-  // slotPositions: SlotCache::positions on this layer's device (batched decoding), else undefined.
+  // slotWriteRows: where batched decoding writes each row's new key/value in this layer's SlotCache
+  // tensors viewed [rows * nKvHeads * capacity, headDim], [B * nKvHeads] int64 on this layer's device;
+  // else undefined.
   at::Tensor attention(int64_t layer, const Block& b, const at::Tensor& x, const at::Tensor& cos,
                        const at::Tensor& sin, const at::Tensor& mask, bool causalFastPath, KvCache* cache,
-                       const ForwardOptions& opts, const HookContext& ctx, const at::Tensor& slotPositions = at::Tensor()) const;
+                       const ForwardOptions& opts, const HookContext& ctx, const at::Tensor& slotWriteRows = at::Tensor()) const;
   at::Tensor mlp(int64_t layer, const Block& b, const at::Tensor& x, const ForwardOptions& opts,
                  const HookContext& ctx) const;
   at::Tensor activation(const at::Tensor& x) const;

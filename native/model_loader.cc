@@ -69,13 +69,15 @@ const FamilyAdapter& FamilyFor(const std::string& arch, const std::string& file)
   return *f;
 }
 
+bool AnyCuda(const std::vector<at::Device>& devices) {
+  return std::any_of(devices.begin(), devices.end(), [](const at::Device& d) { return d.is_cuda(); });
+}
+
 at::ScalarType ResolveDtype(const LoadOptions& opts, const DecoderConfig& cfg, const std::vector<at::Device>& devices) {
   if (!opts.dtype.empty()) return ParseDtype(opts.dtype);
   // float32 on CPU (half-precision matmuls are slow there); the checkpoint's own dtype on GPUs
   // (a model split over a GPU and the CPU too: it is one dtype, and the GPU part is the big one).
-  bool anyCuda = false;
-  for (const at::Device& d : devices) anyCuda |= d.is_cuda();
-  if (anyCuda && !cfg.configDtype.empty()) return ParseDtype(cfg.configDtype);
+  if (AnyCuda(devices) && !cfg.configDtype.empty()) return ParseDtype(cfg.configDtype);
   return at::kFloat;
 }
 
@@ -392,9 +394,7 @@ std::unique_ptr<Decoder> LoadDecoder(const std::string& dir, const LoadOptions& 
   // The model's (first) device is current while it loads (this runs on Node's thread pool); every
   // tensor is bound with its own device explicitly.
   c10::OptionalDeviceGuard deviceGuard(d->device().is_cpu() ? std::nullopt : std::optional<c10::Device>(d->device()));
-  bool anyCuda = false;
-  for (const at::Device& device : d->placement().devices) anyCuda |= device.is_cuda();
-  if (anyCuda) {
+  if (AnyCuda(d->placement().devices)) {
     BindOnDevice(*d, ckpt, slots);
     FinishStructure(*d);
     return d;

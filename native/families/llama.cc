@@ -12,21 +12,8 @@ DecoderConfig ReadLlama(const ConfigReader& r, const std::string& architecture) 
   DecoderConfig c;
   c.architecture = architecture;
   c.family = architecture == "MistralForCausalLM" ? "mistral" : architecture == "Qwen2ForCausalLM" ? "qwen2" : "llama";
-  c.nLayers = RequireLayerCount(r, "num_hidden_layers");
-  c.dModel = r.requireInt("hidden_size");
-  c.nHeads = r.requireInt("num_attention_heads");
-  c.nKvHeads = r.getInt("num_key_value_heads", c.nHeads);
   // head_dim may be present, absent or null; absent/null means hidden_size / heads.
-  if (r.has("head_dim")) {
-    c.headDim = r.requireInt("head_dim");
-  } else {
-    if (c.nHeads > 0 && c.dModel % c.nHeads != 0) r.fail("hidden_size must be a multiple of num_attention_heads");
-    c.headDim = c.nHeads > 0 ? c.dModel / c.nHeads : 0;
-  }
-  c.dMlp = r.requireInt("intermediate_size");
-  c.vocabSize = r.requireInt("vocab_size");
-  c.maxPositions = r.getInt("max_position_embeddings", 2048);
-  c.embedDim = c.dModel;
+  ReadLlamaStyleSizes(r, c);
   c.norm = NormKind::RMSNorm;
   c.normHasBias = false;
   c.normEps = r.getDouble("rms_norm_eps", 1e-6);
@@ -35,10 +22,7 @@ DecoderConfig ReadLlama(const ConfigReader& r, const std::string& architecture) 
   c.qkvLayout = QkvLayout::Separate;
   c.positions = PositionKind::Rotary;
   c.rotaryDims = c.headDim;
-  c.ropeTheta = r.getDouble("rope_theta", 10000.0);
-  if (const Json* p = r.root().find("rope_parameters"); p && p->isObject()) {
-    c.ropeTheta = ConfigReader(*p, r.file()).getDouble("rope_theta", c.ropeTheta);
-  }
+  c.ropeTheta = ReadRopeTheta(r, 10000.0);
   c.ropeScaling = ReadRopeScaling(r);
   c.tiedEmbeddings = r.getBool("tie_word_embeddings", false);
   if (c.family == "qwen2") {
