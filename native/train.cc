@@ -21,17 +21,6 @@ void Trainer::Start() {
   // One group per (weight decay, device): the fused AdamW kernel takes tensors of one device, and
   // a model split over several devices (placement.h) steps each device's weights there.
   const std::vector<at::Device>& devices = d_->placement().devices;
-  // Per device in placement order, no decay then decay (on one device: the two groups as always).
-  for (const at::Device& device : devices) {
-    for (const bool decay : {false, true}) {
-      bool known = false;
-      for (const Group& g : groups_) known |= g.decay == decay && g.device == device;
-      if (known) continue;
-      groups_.emplace_back();
-      groups_.back().decay = decay;
-      groups_.back().device = device;
-    }
-  }
   auto groupFor = [&](bool decay, at::Device device) -> Group& {
     for (Group& g : groups_) {
       if (g.decay == decay && g.device == device) return g;
@@ -41,6 +30,11 @@ void Trainer::Start() {
     groups_.back().device = device;
     return groups_.back();
   };
+  // Made up front per device in placement order, no decay then decay (on one device: the two
+  // groups as always).
+  for (const at::Device& device : devices) {
+    for (const bool decay : {false, true}) groupFor(decay, device);
+  }
   std::set<const void*> seen;  // a tied LM head shares the embedding's storage: train it once
   for (auto& [name, t] : d_->params()) {
     // Weights the model does not use stay on the CPU of a GPU model (copies for save()): skipped.
