@@ -18,16 +18,18 @@ TokenLogprobs ComputeTokenLogprobs(const Decoder& d, const at::Tensor& ids, cons
   out.logprob = at::empty({n}, at::kFloat);
   out.greedy = at::empty({n}, at::kByte);
   if (n == 0) return out;
+  const at::Device head = d.headDevice();  // where the hidden states and logits are
+  // The small host inputs go to the device before the forward is queued: copied after it, a
+  // (pageable) host-to-device copy would wait on the host for the whole forward to finish.
+  // The scored positions in the hidden states' [B * S] rows (b * S + t - 1): no copy of hidden[:, :S-1].
+  at::Tensor rowsDev = (rows + rows.div(S - 1, "floor")).to(head);
+  at::Tensor next = ids.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rows).to(head);  // [N]
   ForwardOptions opts;
   opts.attentionMask = mask;
   opts.returnHidden = true;
-  const at::Device head = d.headDevice();  // where the hidden states and logits are
   at::Tensor hidden = d.forward(ids.to(d.device()), opts);  // [B, S, E]
   const int64_t E = hidden.size(-1);
-  // The same positions in the hidden states' [B * S] rows (b * S + t - 1): no copy of hidden[:, :S-1].
-  at::Tensor rowsDev = (rows + rows.div(S - 1, "floor")).to(head);
   at::Tensor h = hidden.reshape({B * S, E}).index_select(0, rowsDev);  // [N, E]
-  at::Tensor next = ids.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rows).to(head);        // [N]
   std::vector<at::Tensor> logprob, greedy;
   const int64_t chunk = 1024;
   for (int64_t start = 0; start < n; start += chunk) {
