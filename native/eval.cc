@@ -48,6 +48,31 @@ at::Tensor ToDevice(const at::Tensor& host, at::Device dev) {
   return host.pin_memory().to(dev, /*non_blocking=*/true);
 }
 
+// The part both evaluations share: hiddenRows [N] int64 (CPU) the scored positions as indices
+// into the forward's [B * S] positions, targetsHost [N] int64 (CPU) the token each should predict.
+// The small inputs are queued to the device before the forward (from pinned memory without
+// blocking on CUDA), so no host-to-device copy waits for the forward to finish. out.tokens is N.
+void ForwardAndScore(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& hiddenRows,
+                     const at::Tensor& targetsHost, const std::vector<int64_t>& skip, int64_t topK, EvalSums& out) {
+  const at::Device dev = d.device();       // token ids (embeddings)
+  const at::Device head = d.headDevice();  // hidden states, logits and what is compared with them
+  at::Tensor skipHost = at::tensor(skip.empty() ? std::vector<int64_t>{-1} : skip, at::TensorOptions().dtype(at::kLong));
+  at::Tensor idsDev = ToDevice(ids, dev);
+  at::Tensor rowsDev = ToDevice(hiddenRows, head);
+  at::Tensor targets = ToDevice(targetsHost, head);
+  at::Tensor skipSet = ToDevice(skipHost, head);
+
+  ForwardOptions opts;
+  opts.attentionMask = mask;
+  opts.returnHidden = true;
+  opts.paddingOutputsUnused = true;  // only scored positions are read (the decoder still masks padding keys)
+  at::Tensor hidden = d.forward(idsDev, opts);  // [B, S, E]
+  const int64_t E = hidden.size(-1);
+  at::Tensor h = hidden.reshape({-1, E}).index_select(0, rowsDev);  // [N, E]
+  at::Tensor counted = at::isin(targets, skipSet).logical_not();     // [N]
+  ScorePositions(d, h, targets, counted, topK, out);
+}
+
 }  // namespace
 
 EvalSums EvaluateBatch(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask, const std::vector<int64_t>& skip,
@@ -58,65 +83,29 @@ EvalSums EvaluateBatch(const Decoder& d, const at::Tensor& ids, const at::Tensor
   EvalSums out;
   const int64_t B = ids.size(0), S = ids.size(1);
   if (S < 2) return out;
-  const at::Device dev = d.device();       // token ids (embeddings)
-  const at::Device head = d.headDevice();  // hidden states, logits and what is compared with them
-
-  // Everything the forward does not produce is prepared first, on the host, and queued to the
-  // device before the forward (from pinned memory without blocking on CUDA), so no host-to-device
-  // copy waits for the forward to finish.
   // Position t predicts token t + 1; a prediction counts when its target is a real token (with right
   // padding the input at t is then real too). Select those positions on the host-known mask.
   at::Tensor valid = mask.defined() ? mask.narrow(1, 1, S - 1).to(at::kBool) : at::ones({B, S - 1}, at::kBool);
-  at::Tensor rows = valid.reshape({-1}).nonzero().reshape({-1});  // [N] int64, CPU
+  at::Tensor rows = valid.reshape({-1}).nonzero().reshape({-1});  // [N] int64, CPU: b * (S - 1) + t
   out.tokens = rows.numel();
   if (out.tokens == 0) return out;
-  at::Tensor skipHost = at::tensor(skip.empty() ? std::vector<int64_t>{-1} : skip, at::TensorOptions().dtype(at::kLong));
   at::Tensor targetsHost = ids.narrow(1, 1, S - 1).reshape({-1}).index_select(0, rows);  // [N]
-  at::Tensor idsDev = ToDevice(ids, dev);
-  at::Tensor rowsDev = ToDevice(rows, head);
-  at::Tensor targets = ToDevice(targetsHost, head);
-  at::Tensor skipSet = ToDevice(skipHost, head);
-
-  ForwardOptions opts;
-  opts.attentionMask = mask;
-  opts.returnHidden = true;
-  opts.paddingOutputsUnused = true;  // only positions whose target is real are read
-  at::Tensor hidden = d.forward(idsDev, opts);  // [B, S, E]
-  const int64_t E = hidden.size(-1);
-  at::Tensor h = hidden.narrow(1, 0, S - 1).reshape({-1, E}).index_select(0, rowsDev);  // [N, E]
-  at::Tensor counted = at::isin(targets, skipSet).logical_not();                         // [N]
-
-  ScorePositions(d, h, targets, counted, topK, out);
+  // The same positions in the hidden states' [B * S] rows (b * S + t): no copy of hidden[:, :S-1].
+  at::Tensor hiddenRows = rows + rows.div(S - 1, "floor");
+  ForwardAndScore(d, ids, mask, hiddenRows, targetsHost, skip, topK, out);
   return out;
 }
 
 EvalSums EvaluateMaskedBatch(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& labels,
                              const std::vector<int64_t>& skip, int64_t topK) {
   EvalSums out;
-  const int64_t B = ids.size(0), S = ids.size(1);
-  const at::Device dev = d.device();       // token ids (embeddings)
-  const at::Device head = d.headDevice();  // hidden states and logits
   // No shift: position t predicts the original token at t, wherever labels[t] >= 0.
   at::Tensor flatLabels = labels.reshape({-1});
-  at::Tensor rows = flatLabels.ge(0).nonzero().reshape({-1});  // [N] int64, CPU
+  at::Tensor rows = flatLabels.ge(0).nonzero().reshape({-1});  // [N] int64, CPU: b * S + t
   out.tokens = rows.numel();
   if (out.tokens == 0) return out;
-  at::Tensor skipHost = at::tensor(skip.empty() ? std::vector<int64_t>{-1} : skip, at::TensorOptions().dtype(at::kLong));
   at::Tensor targetsHost = flatLabels.index_select(0, rows).to(at::kLong);  // [N]
-  at::Tensor idsDev = ToDevice(ids, dev);
-  at::Tensor rowsDev = ToDevice(rows, head);
-  at::Tensor targets = ToDevice(targetsHost, head);
-  at::Tensor skipSet = ToDevice(skipHost, head);
-
-  ForwardOptions opts;
-  opts.attentionMask = mask;
-  opts.returnHidden = true;
-  opts.paddingOutputsUnused = true;  // only masked real positions are read (the decoder still masks padding keys)
-  at::Tensor hidden = d.forward(idsDev, opts);  // [B, S, E]
-  const int64_t E = hidden.size(-1);
-  at::Tensor h = hidden.reshape({B * S, E}).index_select(0, rowsDev);  // [N, E]
-  at::Tensor counted = at::isin(targets, skipSet).logical_not();     // [N]
-  ScorePositions(d, h, targets, counted, topK, out);
+  ForwardAndScore(d, ids, mask, rows, targetsHost, skip, topK, out);
   return out;
 }
 

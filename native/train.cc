@@ -21,17 +21,6 @@ void Trainer::Start() {
   // One group per (weight decay, device): the fused AdamW kernel takes tensors of one device, and
   // a model split over several devices (placement.h) steps each device's weights there.
   const std::vector<at::Device>& devices = d_->placement().devices;
-  // Per device in placement order, no decay then decay (on one device: the two groups as always).
-  for (const at::Device& device : devices) {
-    for (const bool decay : {false, true}) {
-      bool known = false;
-      for (const Group& g : groups_) known |= g.decay == decay && g.device == device;
-      if (known) continue;
-      groups_.emplace_back();
-      groups_.back().decay = decay;
-      groups_.back().device = device;
-    }
-  }
   auto groupFor = [&](bool decay, at::Device device) -> Group& {
     for (Group& g : groups_) {
       if (g.decay == decay && g.device == device) return g;
@@ -41,6 +30,11 @@ void Trainer::Start() {
     groups_.back().device = device;
     return groups_.back();
   };
+  // Made up front per device in placement order, no decay then decay (on one device: the two
+  // groups as always).
+  for (const at::Device& device : devices) {
+    for (const bool decay : {false, true}) groupFor(decay, device);
+  }
   std::set<const void*> seen;  // a tied LM head shares the embedding's storage: train it once
   for (auto& [name, t] : d_->params()) {
     // Weights the model does not use stay on the CPU of a GPU model (copies for save()): skipped.
@@ -98,20 +92,23 @@ TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask, con
   at::Tensor logits = d_->logitsOf(hidden.narrow(1, 0, S - 1)).to(at::kFloat);  // [B, S-1, V]
   at::Tensor targets = ids.narrow(1, 1, S - 1).to(dev).clone();
   if (mask.defined()) targets.masked_fill_(mask.narrow(1, 1, S - 1).to(dev).eq(0), -100);  // padding: ignored
-  at::Tensor loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
-                                           at::Reduction::Mean, /*ignore_index=*/-100);
   for (Group& g : groups_) {
     for (auto& p : g.weights) p.mutable_grad() = at::Tensor();
   }
+  const at::Tensor flatLogits = logits.reshape({-1, logits.size(-1)});  // [B*(S-1), V]
+  const at::Tensor realTokens = targets.ne(-100).sum();                  // [] int64
+  at::Tensor loss;  // the reported loss: the plain mean cross-entropy over real tokens
   if (rowWeights.defined()) {
     // Weighted rows (gradient ascent / difference): per-token losses times their row's weight,
-    // over the same count of real tokens. The reported loss stays the plain mean cross-entropy.
-    at::Tensor perToken = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), {},
-                                                 at::Reduction::None, /*ignore_index=*/-100);  // [B*(S-1)], 0 at padding
+    // over the same count of real tokens. One cross-entropy (one [B*(S-1), V] log-softmax kept
+    // for backward), whose mean over real tokens is the reported loss.
+    at::Tensor perToken = at::cross_entropy_loss(flatLogits, targets.reshape({-1}), {}, at::Reduction::None,
+                                                 /*ignore_index=*/-100);  // [B*(S-1)], 0 at padding
     at::Tensor w = rowWeights.to(dev).to(at::kFloat).unsqueeze(1).expand({ids.size(0), S - 1}).reshape({-1});
-    at::Tensor count = targets.ne(-100).sum().clamp_min(1);
-    (perToken * w).sum().div(count).backward();
+    loss = perToken.detach().sum().div(realTokens);  // Reduction::Mean's value (NaN with no real token, as Mean)
+    (perToken * w).sum().div(realTokens.clamp_min(1)).backward();
   } else {
+    loss = at::cross_entropy_loss(flatLogits, targets.reshape({-1}), {}, at::Reduction::Mean, /*ignore_index=*/-100);
     loss.backward();
   }
 
@@ -180,7 +177,7 @@ TrainStepResult Trainer::Step(const at::Tensor& ids, const at::Tensor& mask, con
   }
   // One host read per step, after the whole step is queued: the numbers this step reports.
   at::Tensor report = at::stack({loss.detach().to(at::kDouble).to(first), norm.to(at::kDouble),
-                                 targets.ne(-100).sum().to(at::kDouble).to(first)}).to(at::kCPU);
+                                 realTokens.to(at::kDouble).to(first)}).to(at::kCPU);
   const double* v = report.data_ptr<double>();
   r.loss = v[0];
   r.gradNorm = v[1];

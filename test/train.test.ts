@@ -83,6 +83,38 @@ describe('Trainer', () => {
     await model.dispose();
   });
 
+  it('rowWeights: all 1 steps as no weights; the reported loss is the plain mean either way; -1 ascends', async () => {
+    const batch = [[1, 2, 3, 4, 5], [6, 7, 8, 0, 0]];
+    const attentionMask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]];
+    const stepOnce = async (rowWeights?: number[]) => {
+      const model = await createRandomModel(tinyLlama, { seed: 3 }); // same seed: the same weights each time
+      const before = await model.evaluate([batch[0]], { skipTopN: 0 });
+      const t = model.trainer({ lr: 1e-2, warmupSteps: 0, totalSteps: 10 });
+      const r = await t.step(batch, rowWeights ? { attentionMask, rowWeights } : { attentionMask });
+      await t.close();
+      const after = await model.evaluate([batch[0]], { skipTopN: 0 });
+      const weights = await weightsOf(model);
+      await model.dispose();
+      return { r, before: before.loss, after: after.loss, weights };
+    };
+    const plain = await stepOnce();
+    const ones = await stepOnce([1, 1]);
+    const ascend = await stepOnce([-1, 1]);
+    for (const w of [ones, ascend]) {
+      expect(w.r.tokens).toBe(6);
+      expect(Math.abs(w.r.loss - plain.r.loss)).toBeLessThan(1e-6); // unweighted mean over the 6 real tokens
+    }
+    expect(Math.abs(ones.r.gradNorm - plain.r.gradNorm)).toBeLessThan(1e-5 * plain.r.gradNorm);
+    for (const [name, w] of Object.entries(plain.weights)) {
+      const o = ones.weights[name];
+      let maxDiff = 0;
+      for (let i = 0; i < w.length; i++) maxDiff = Math.max(maxDiff, Math.abs(w[i] - o[i]));
+      expect(maxDiff, name).toBeLessThan(1e-6);
+    }
+    expect(plain.after).toBeLessThan(plain.before); // descent on row 0
+    expect(ascend.after).toBeGreaterThan(ascend.before); // weight -1: ascent on row 0
+  });
+
   it('bad options and inputs', async () => {
     const model = await createRandomModel(tinyLlama);
     expect(() => model.trainer({ lr: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
